@@ -1,0 +1,3 @@
+module github.com/cri-server/cri-server
+
+go 1.26.0

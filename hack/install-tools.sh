@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs every tool the project needs, each pinned to a version. Idempotent:
+# a tool already at its version is left alone.
+source "$(dirname "$0")/lib.sh"
+mkdir -p "$TOOLS_BIN" "$CNI_BIN_DIR"
+
+stamp() { echo "$TOOLS_BIN/.$1-$2"; }
+
+# go_install DEST NAME MODULE/PATH VERSION
+go_install() {
+  local dest=$1 name=$2 pkg=$3 ver=$4
+  if [[ -x $dest/$name && -f $(stamp "$name" "$ver") ]]; then return; fi
+  log "installing $name $ver"
+  GOBIN=$dest CGO_ENABLED=0 go install "$pkg@$ver"
+  touch "$(stamp "$name" "$ver")"
+}
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  ((${#missing[@]})) || return 0
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Debian's dynamic busybox (the static one's shell runs applets in-process),
+# iptables for the portmap/masquerade CNI plugins, iproute2 for tests.
+apt_install busybox iptables iproute2 
+
+go_install /usr/local/bin crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
+for p in bridge loopback portmap host-local; do
+  sub=main; [[ $p == host-local ]] && sub=ipam; [[ $p == portmap ]] && sub=meta
+  go_install "$CNI_BIN_DIR" "$p" "github.com/containernetworking/plugins/plugins/$sub/$p" "$CNI_PLUGINS_VERSION"
+done
+for p in firewall tuning; do
+  go_install "$CNI_BIN_DIR" "$p" "github.com/containernetworking/plugins/plugins/meta/$p" "$CNI_PLUGINS_VERSION"
+done
+go_install "$TOOLS_BIN" registry github.com/google/go-containerregistry/cmd/registry "$GGCR_VERSION"
+go_install "$TOOLS_BIN" crane github.com/google/go-containerregistry/cmd/crane "$GGCR_VERSION"
+
+# critest is a test binary; hack/tools/critest/go.mod pins cri-tools.
+if [[ ! -x $TOOLS_BIN/critest || ! -f $(stamp critest "$CRITOOLS_VERSION") ]]; then
+  log "building critest $CRITOOLS_VERSION"
+  (cd "$REPO_ROOT/hack/tools/critest" && go test -c -o "$TOOLS_BIN/critest" sigs.k8s.io/cri-tools/cmd/critest)
+  touch "$(stamp critest "$CRITOOLS_VERSION")"
+fi
+
+# crictl talks to our socket by default.
+if [[ ! -f /etc/crictl.yaml ]] || ! grep -q cri-server /etc/crictl.yaml; then
+  cat > /etc/crictl.yaml <<YAML
+runtime-endpoint: unix:///run/cri-server/cri-server.sock
+image-endpoint: unix:///run/cri-server/cri-server.sock
+timeout: 30
+YAML
+fi
+log "tools ready"
