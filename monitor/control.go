@@ -1,0 +1,146 @@
+package monitor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Control operations, one JSON request line and one JSON reply line per
+// connection.
+const (
+	OpStart     = "start"
+	OpReopenLog = "reopen-log"
+	OpStatus    = "status"
+	OpKill      = "kill"
+	OpWait      = "wait" // replies when the exit record is written
+)
+
+// Request is one control call.
+type Request struct {
+	Op     string `json:"op"`
+	Signal int    `json:"signal,omitempty"`
+	All    bool   `json:"all,omitempty"`
+}
+
+// Reply answers a Request.
+type Reply struct {
+	Error   string `json:"error,omitempty"`
+	Pid     int    `json:"pid,omitempty"`
+	Started bool   `json:"started,omitempty"`
+	Exit    *Exit  `json:"exit,omitempty"`
+}
+
+func (m *monitor) serve(path string) (net.Listener, error) {
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	os.Chmod(path, 0o600)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go m.handle(c)
+		}
+	}()
+	return l, nil
+}
+
+func (m *monitor) handle(c net.Conn) {
+	defer c.Close()
+	var req Request
+	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
+		return
+	}
+	rep := m.do(req)
+	json.NewEncoder(c).Encode(rep)
+}
+
+func (m *monitor) do(req Request) Reply {
+	ctx := context.Background()
+	m.mu.Lock()
+	rep := Reply{Pid: m.proc.Pid(), Started: m.started, Exit: m.exit}
+	m.mu.Unlock()
+	var err error
+	switch req.Op {
+	case OpStatus:
+	case OpStart:
+		m.mu.Lock()
+		if m.exit != nil {
+			err = errors.New("container has exited")
+		} else if !m.started {
+			if err = m.ex.Start(ctx, m.cfg.ID); err == nil {
+				m.started = true
+				m.log.Info("container started")
+			}
+		}
+		rep.Started, rep.Pid = m.started, m.proc.Pid()
+		m.mu.Unlock()
+	case OpKill:
+		if rep.Exit == nil {
+			err = m.ex.Kill(ctx, m.cfg.ID, unix.Signal(req.Signal), req.All)
+		}
+	case OpReopenLog:
+		if m.logw != nil && rep.Exit == nil {
+			err = m.logw.Reopen()
+		}
+	case OpWait:
+		<-m.exited
+		m.mu.Lock()
+		rep.Exit = m.exit
+		m.mu.Unlock()
+	default:
+		err = fmt.Errorf("unknown op %q", req.Op)
+	}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	return rep
+}
+
+// ErrGone means the monitor's socket does not answer: it has exited (read
+// the exit record) or died.
+var ErrGone = errors.New("monitor gone")
+
+// Call sends one request to the monitor of the container in bundle.
+func Call(ctx context.Context, bundle string, req Request) (*Reply, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", filepath.Join(bundle, SocketFile))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrGone, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	} else if req.Op != OpWait {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrGone, err)
+	}
+	var rep Reply
+	if err := json.NewDecoder(c).Decode(&rep); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrGone, err)
+	}
+	if rep.Error != "" {
+		return &rep, errors.New(rep.Error)
+	}
+	return &rep, nil
+}
