@@ -11,12 +11,14 @@ package server
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/cni"
 	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/store"
 )
 
 // Server implements runtime.RuntimeServiceServer and
@@ -31,16 +33,38 @@ type Server struct {
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
+
+	// Containers (container_*.go). pods, images and runtime are wired by
+	// the lead to sandbox, imagesvc and oci.Runtime.
+	db             *store.DB
+	ctrs           *containerStore
+	events         *eventHub
+	pods           podLookup
+	images         imageService
+	runtime        containerRuntime
+	monitorExe     string // the binary run as `monitor`; "" = /proc/self/exe
+	oomScoreAdj    int
+	capSysResource bool
 }
 
 // New builds the services from the effective configuration.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	return &Server{
+	db, err := store.Open(filepath.Join(cfg.Root, "meta.db"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
 		cfg: cfg,
 		log: log,
 		cni: cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
-	}, nil
+		db:  db,
+	}
+	if err := s.initContainers(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close releases what New acquired.
-func (s *Server) Close() error { return nil }
+func (s *Server) Close() error { return s.db.Close() }

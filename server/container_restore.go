@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-server/cri-server/monitor"
+	"github.com/cri-server/cri-server/store"
+)
+
+func bgCtx() context.Context { return context.Background() }
+
+func (s *Server) ociStateDir() string { return filepath.Join(s.cfg.State, "oci") }
+
+// initContainers sets up the container side of the server and rebuilds it
+// from the store: every container the store knows is reloaded, matched with
+// its live monitor or its exit record (an exit that happened while the
+// daemon was down is reported as such), and bundles nobody knows are
+// cleaned.
+func (s *Server) initContainers(db *store.DB) error {
+	s.ctrs = newContainerStore(db)
+	s.events = newEventHub()
+	if s.monitorExe == "" {
+		s.monitorExe = "/proc/self/exe"
+	}
+	s.oomScoreAdj, s.capSysResource = ownOOMScoreAdj()
+	if err := os.MkdirAll(filepath.Join(s.cfg.State, "containers"), 0o700); err != nil {
+		return fmt.Errorf("create containers state dir: %w", err)
+	}
+	recs, err := store.List[containerRecord](db, store.BucketContainers)
+	if err != nil {
+		return fmt.Errorf("load containers: %w", err)
+	}
+	known := map[string]bool{}
+	for _, rec := range recs {
+		known[rec.ID] = true
+		if err := s.ctrs.names.Reserve(rec.Name, rec.ID); err != nil {
+			s.log.Error("two containers hold one name", "container", rec.ID, "error", err)
+		}
+		if err := s.ctrs.add(rec); err != nil {
+			return err
+		}
+		if rec.Status.State != runtime.ContainerState_CONTAINER_EXITED {
+			s.reconcile(rec)
+		}
+	}
+	s.cleanOrphanBundles(known)
+	s.log.Info("containers reloaded", "count", len(recs))
+	return nil
+}
+
+// reconcile matches a non-exited record with reality.
+func (s *Server) reconcile(rec *containerRecord) {
+	rep, err := monitor.Call(bgCtx(), rec.Bundle, monitor.Request{Op: monitor.OpStatus})
+	switch {
+	case err == nil && rep.Exit != nil:
+		s.recordExit(rec.ID, rep.Exit, nil)
+	case err == nil:
+		if rep.Started && rec.Status.State == runtime.ContainerState_CONTAINER_CREATED {
+			// Started, but the daemon died before it checkpointed that.
+			s.ctrs.update(rec.ID, func(st *containerStatus) error {
+				st.State, st.Pid = runtime.ContainerState_CONTAINER_RUNNING, rep.Pid
+				if st.StartedAt.IsZero() {
+					st.StartedAt = time.Now()
+				}
+				return nil
+			})
+		}
+		go s.watch(rec.ID, rec.Bundle)
+	default:
+		ex, rerr := monitor.ReadExit(rec.Bundle)
+		if rerr != nil {
+			ex = nil
+		}
+		s.recordExit(rec.ID, ex, err)
+	}
+}
+
+// cleanOrphanBundles removes container bundles no record owns (a create
+// that crashed between spawning the monitor and checkpointing), killing a
+// monitor still serving one.
+func (s *Server) cleanOrphanBundles(known map[string]bool) {
+	dir := filepath.Join(s.cfg.State, "containers")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if known[e.Name()] || !e.IsDir() {
+			continue
+		}
+		bundle := filepath.Join(dir, e.Name())
+		ctx, cancel := context.WithTimeout(bgCtx(), 5*time.Second)
+		if _, err := monitor.Call(ctx, bundle, monitor.Request{Op: monitor.OpKill, Signal: 9, All: true}); err == nil {
+			monitor.Call(ctx, bundle, monitor.Request{Op: monitor.OpWait})
+		}
+		cancel()
+		if s.runtime != nil {
+			s.runtime.Delete(bgCtx(), e.Name(), true)
+		}
+		if s.images != nil {
+			s.images.Remove(bgCtx(), e.Name())
+		}
+		os.RemoveAll(bundle)
+		s.log.Warn("removed orphan container state", "container", e.Name())
+	}
+}
+
+// ownOOMScoreAdj reads the daemon's oom_score_adj and whether it may set a
+// lower one for its children (CAP_SYS_RESOURCE in the effective set).
+func ownOOMScoreAdj() (int, bool) {
+	adj := 0
+	if data, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
+		adj, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return adj, false
+	}
+	return adj, data[0].Effective&(1<<unix.CAP_SYS_RESOURCE) != 0
+}
