@@ -34,7 +34,8 @@ type Request struct {
 // Reply answers a Request.
 type Reply struct {
 	Error   string `json:"error,omitempty"`
-	Pid     int    `json:"pid,omitempty"`
+	Pid     int    `json:"pid,omitempty"` // the container init's
+	Monitor int    `json:"monitor"`       // the monitor's own pid
 	Started bool   `json:"started,omitempty"`
 	Exit    *Exit  `json:"exit,omitempty"`
 }
@@ -71,7 +72,7 @@ func (m *monitor) handle(c net.Conn) {
 func (m *monitor) do(req Request) Reply {
 	ctx := context.Background()
 	m.mu.Lock()
-	rep := Reply{Pid: m.proc.Pid(), Started: m.started, Exit: m.exit}
+	rep := Reply{Pid: m.proc.Pid(), Monitor: os.Getpid(), Started: m.started, Exit: m.exit}
 	m.mu.Unlock()
 	var err error
 	switch req.Op {
@@ -116,8 +117,7 @@ var ErrGone = errors.New("monitor gone")
 
 // Call sends one request to the monitor of the container in bundle.
 func Call(ctx context.Context, bundle string, req Request) (*Reply, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", filepath.Join(bundle, SocketFile))
+	c, err := dial(ctx, bundle)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrGone, err)
 	}
@@ -143,4 +143,20 @@ func Call(ctx context.Context, bundle string, req Request) (*Reply, error) {
 		return &rep, errors.New(rep.Error)
 	}
 	return &rep, nil
+}
+
+// dial connects to the monitor socket in bundle. A path longer than
+// sun_path allows is reached through an O_PATH fd of the bundle dir.
+func dial(ctx context.Context, bundle string) (net.Conn, error) {
+	var d net.Dialer
+	path := filepath.Join(bundle, SocketFile)
+	if len(path) < 100 {
+		return d.DialContext(ctx, "unix", path)
+	}
+	fd, err := unix.Open(bundle, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: bundle, Err: err}
+	}
+	defer unix.Close(fd)
+	return d.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d/%s", fd, SocketFile))
 }

@@ -93,8 +93,15 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: cri-server monitor <bundle-dir>")
 		return 2
 	}
-	bundle := args[0]
+	bundle, err := filepath.Abs(args[0])
 	ready := os.NewFile(3, "ready")
+	if err == nil {
+		err = os.Chdir(bundle)
+	}
+	if err != nil {
+		reportReady(ready, 0, fmt.Errorf("enter bundle: %w", err))
+		return 1
+	}
 	lf, err := os.OpenFile(filepath.Join(bundle, LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		reportReady(ready, 0, err)
@@ -111,25 +118,29 @@ func Main(args []string) int {
 		reportReady(ready, 0, err)
 		return 1
 	}
-	sock := filepath.Join(bundle, SocketFile)
-	srv, err := m.serve(sock)
+	// The socket is bound by a name relative to the bundle (our cwd): a
+	// full path can pass the 108-byte sun_path limit.
+	srv, err := m.serve(SocketFile)
 	if err != nil {
-		// Without its socket nobody can start the container: kill it so
-		// that the exit record says why.
+		// Without its socket nobody can start or stop the container: undo
+		// it and report, leaving nothing behind in the bundle.
 		log.Error("serve control socket", "error", err)
 		m.ex.Kill(context.Background(), m.cfg.ID, unix.SIGKILL, true)
+		m.proc.Wait()
+		m.copies.Wait()
+		if m.logw != nil {
+			m.logw.Close()
+		}
 		reportReady(ready, 0, fmt.Errorf("serve control socket: %w", err))
-	} else {
-		reportReady(ready, m.proc.Pid(), nil)
+		return 1
 	}
+	reportReady(ready, m.proc.Pid(), nil)
 	st, werr := m.proc.Wait()
 	m.finish(st, werr)
-	if srv != nil {
-		// Give waiters a moment to read the record before the socket goes.
-		time.Sleep(50 * time.Millisecond)
-		srv.Close()
-		os.Remove(sock)
-	}
+	// Give waiters a moment to read the record before the socket goes.
+	time.Sleep(50 * time.Millisecond)
+	srv.Close()
+	os.Remove(SocketFile)
 	return 0
 }
 

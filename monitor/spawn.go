@@ -34,7 +34,7 @@ func Spawn(exe, bundle string, cfg Config, spec *specs.Spec) (pid int, err error
 	// Setsid: a new session and process group, so that a signal to the
 	// daemon's group (a terminal's ^C, kill -9 of the group) spares it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Dir = "/"
+	cmd.Dir = bundle
 	if err := cmd.Start(); err != nil {
 		w.Close()
 		return 0, fmt.Errorf("start monitor: %w", err)
