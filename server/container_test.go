@@ -509,32 +509,44 @@ func TestEventsSlowSubscriberDoesNotBlock(t *testing.T) {
 	h := newEventHub()
 	fast, slow := h.subscribe(), h.subscribe()
 	const n = eventBuffer * 4
-	var got int
-	done := make(chan struct{})
+	got := make(chan int)
 	go func() {
-		defer close(done)
-		for range fast.ch {
-			if got++; got == n {
+		count := 0
+		for {
+			select {
+			case <-fast.ch:
+				if count++; count == n {
+					got <- count
+					return
+				}
+			case <-fast.dropped:
+				got <- -count
 				return
 			}
 		}
 	}()
 	published := make(chan struct{})
 	go func() {
+		defer close(published)
+		// Batches of half a buffer, each published once the fast reader has
+		// drained the last: it never falls behind, the slow one always does.
 		for i := 0; i < n; i++ {
-			h.publish(&runtime.ContainerEventResponse{ContainerId: "c"})
-			if i%eventBuffer == 0 {
-				time.Sleep(time.Millisecond) // let the fast reader keep up
+			if i%(eventBuffer/2) == 0 {
+				for len(fast.ch) > 0 {
+					time.Sleep(100 * time.Microsecond)
+				}
 			}
+			h.publish(&runtime.ContainerEventResponse{ContainerId: "c"})
 		}
-		close(published)
 	}()
 	select {
 	case <-published:
-	case <-time.After(10 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("publish blocked on a slow subscriber")
 	}
-	<-done
+	if c := <-got; c != n {
+		t.Fatalf("fast subscriber got %d of %d events (negative: disconnected)", c, n)
+	}
 	select {
 	case <-slow.dropped:
 	default:
