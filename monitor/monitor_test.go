@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -240,4 +241,33 @@ func TestExitRecordSurvivesDaemon(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Error("monitor did not exit after recording")
+}
+
+// BenchmarkMonitorRSS reports the resident memory of one idle monitor
+// holding a running container (kB), the cost paid per container.
+func BenchmarkMonitorRSS(b *testing.B) {
+	var total int
+	for b.Loop() {
+		dir := b.TempDir()
+		spec := &specs.Spec{Process: &specs.Process{Args: []string{"/bin/sh", "-c", "exec sleep 100"}}}
+		if _, err := monitor.Spawn(os.Args[0], dir, monitor.Config{ID: "c", LogPath: filepath.Join(dir, "log"), OCIStateDir: dir}, spec); err != nil {
+			b.Fatal(err)
+		}
+		r, err := monitor.Call(context.Background(), dir, monitor.Request{Op: monitor.OpStart})
+		if err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.Monitor))
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "VmRSS:") {
+				n, _ := strconv.Atoi(strings.Fields(l)[1])
+				total += n
+			}
+		}
+		monitor.Call(context.Background(), dir, monitor.Request{Op: monitor.OpKill, Signal: 9, All: true})
+		monitor.Call(context.Background(), dir, monitor.Request{Op: monitor.OpWait})
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.ReportMetric(float64(total)/float64(b.N), "rss-kB")
 }

@@ -556,3 +556,30 @@ func TestEventsSlowSubscriberDoesNotBlock(t *testing.T) {
 		t.Fatalf("slow subscriber kept %d buffered events", len(slow.ch))
 	}
 }
+
+func TestPodHooks(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.create(t, "pod1", "a", nil, "/bin/sh", "-c", "exec sleep 100")
+	b := e.create(t, "pod1", "b", nil, "/bin/true")
+	other := e.create(t, "pod2", "c", nil, "/bin/sh", "-c", "exec sleep 100")
+	e.startC(t, a)
+	e.startC(t, other)
+	if err := e.s.StopPodContainers(ctx, "pod1", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{a, b} {
+		if st := e.status(t, id); st.State != runtime.ContainerState_CONTAINER_EXITED {
+			t.Fatalf("%s after pod stop: %s", st.Metadata.Name, st.State)
+		}
+	}
+	if st := e.status(t, other); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("other pod's container touched: %s", st.State)
+	}
+	if err := e.s.RemovePodContainers(ctx, "pod2"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.s.ListContainers(ctx, &runtime.ListContainersRequest{}); len(resp.Containers) != 2 {
+		t.Fatalf("%d containers left, want pod1's 2", len(resp.Containers))
+	}
+}
