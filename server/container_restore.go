@@ -59,7 +59,10 @@ func (s *Server) initContainers(db *store.DB) error {
 
 // reconcile matches a non-exited record with reality.
 func (s *Server) reconcile(rec *containerRecord) {
-	rep, err := monitor.Call(bgCtx(), rec.Bundle, monitor.Request{Op: monitor.OpStatus})
+	// A hung monitor must not hold up the daemon's start.
+	ctx, cancel := context.WithTimeout(bgCtx(), 5*time.Second)
+	rep, err := monitor.Call(ctx, rec.Bundle, monitor.Request{Op: monitor.OpStatus})
+	cancel()
 	switch {
 	case err == nil && rep.Exit != nil:
 		s.recordExit(rec.ID, rep.Exit, nil)
