@@ -97,4 +97,3 @@ func (f *fakeRuntime) Update(ctx context.Context, id string, r *specs.LinuxResou
 	f.mu.Unlock()
 	return nil
 }
-
