@@ -82,6 +82,8 @@ type containerRecord struct {
 // container is the in-memory entry. rec is replaced whole on update, so a
 // reader holding an old *containerRecord sees a consistent snapshot.
 type container struct {
+	// mu serializes updates of this container; readers never take it.
+	mu     sync.Mutex
 	rec    *containerRecord
 	exited chan struct{} // closed when the state becomes EXITED
 }
@@ -177,13 +179,24 @@ func validTransition(from, to runtime.ContainerState) bool {
 // update is the one way a status changes: fn edits a copy; the copy is
 // checked, checkpointed, then published. An error from fn leaves all as is.
 func (cs *containerStore) update(id string, fn func(*containerStatus) error) (*containerRecord, error) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
+	cs.mu.RLock()
 	c, ok := cs.ctrs[id]
+	cs.mu.RUnlock()
 	if !ok {
 		return nil, errdefs.NotFound("container %s", id)
 	}
-	next := *c.rec
+	// The fsync of the checkpoint happens under the container's own lock
+	// only, so List and Status of every other container never wait on it.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs.mu.RLock()
+	cur := c.rec
+	_, still := cs.ctrs[id]
+	cs.mu.RUnlock()
+	if !still {
+		return nil, errdefs.NotFound("container %s", id)
+	}
+	next := *cur
 	st := next.Status
 	if err := fn(&st); err != nil {
 		return nil, err
@@ -195,9 +208,10 @@ func (cs *containerStore) update(id string, fn func(*containerStatus) error) (*c
 	if err := cs.db.Put(store.BucketContainers, id, &next); err != nil {
 		return nil, fmt.Errorf("checkpoint container: %w", err)
 	}
-	wasExited := c.rec.Status.State == runtime.ContainerState_CONTAINER_EXITED
+	cs.mu.Lock()
 	c.rec = &next
-	if !wasExited && st.State == runtime.ContainerState_CONTAINER_EXITED {
+	cs.mu.Unlock()
+	if cur.Status.State != runtime.ContainerState_CONTAINER_EXITED && st.State == runtime.ContainerState_CONTAINER_EXITED {
 		close(c.exited)
 	}
 	return &next, nil
@@ -205,6 +219,14 @@ func (cs *containerStore) update(id string, fn func(*containerStatus) error) (*c
 
 // remove deletes the record everywhere; removing the absent is a no-op.
 func (cs *containerStore) remove(id string) error {
+	cs.mu.RLock()
+	c, ok := cs.ctrs[id]
+	cs.mu.RUnlock()
+	if ok {
+		// An update in flight must not write the record back after this.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
 	if err := cs.db.Delete(store.BucketContainers, id); err != nil {
 		return fmt.Errorf("delete container record: %w", err)
 	}
