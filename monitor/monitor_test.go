@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 func fakeDaemon(args []string) int {
 	bundle, logPath := args[0], args[1]
 	spec := &specs.Spec{Process: &specs.Process{Args: []string{"/bin/sh", "-c", "read x; echo after $x; exit 3"}}}
-	if _, err := monitor.Spawn(os.Args[0], bundle, monitor.Config{ID: "c", LogPath: logPath, OCIStateDir: bundle, Stdin: true}, spec); err != nil {
+	if _, err := monitor.Spawn(context.Background(), os.Args[0], bundle, monitor.Config{ID: "c", LogPath: logPath, OCIStateDir: bundle, Stdin: true}, spec); err != nil {
 		fmt.Println("error", err)
 		return 1
 	}
@@ -60,7 +60,7 @@ func spawn(t *testing.T, args ...string) ctr {
 	c := ctr{bundle: filepath.Join(dir, "b"), log: filepath.Join(dir, "c.log")}
 	os.Mkdir(c.bundle, 0o700)
 	spec := &specs.Spec{Process: &specs.Process{Args: args, Env: []string{"PATH=/usr/bin:/bin"}}}
-	if _, err := monitor.Spawn(os.Args[0], c.bundle, monitor.Config{ID: "c1", LogPath: c.log, OCIStateDir: c.bundle}, spec); err != nil {
+	if _, err := monitor.Spawn(context.Background(), os.Args[0], c.bundle, monitor.Config{ID: "c1", LogPath: c.log, OCIStateDir: c.bundle}, spec); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -189,7 +189,7 @@ func TestKillBeforeStartAndReopen(t *testing.T) {
 
 func TestCreateFailureReported(t *testing.T) {
 	dir := t.TempDir()
-	_, err := monitor.Spawn(os.Args[0], dir, monitor.Config{ID: "x", OCIStateDir: dir},
+	_, err := monitor.Spawn(context.Background(), os.Args[0], dir, monitor.Config{ID: "x", OCIStateDir: dir},
 		&specs.Spec{Process: &specs.Process{Args: []string{"/fail-create"}}})
 	if err == nil || !strings.Contains(err.Error(), "create refused") {
 		t.Fatalf("create error not carried back: %v", err)
@@ -250,7 +250,7 @@ func BenchmarkMonitorRSS(b *testing.B) {
 	for b.Loop() {
 		dir := b.TempDir()
 		spec := &specs.Spec{Process: &specs.Process{Args: []string{"/bin/sh", "-c", "exec sleep 100"}}}
-		if _, err := monitor.Spawn(os.Args[0], dir, monitor.Config{ID: "c", LogPath: filepath.Join(dir, "log"), OCIStateDir: dir}, spec); err != nil {
+		if _, err := monitor.Spawn(context.Background(), os.Args[0], dir, monitor.Config{ID: "c", LogPath: filepath.Join(dir, "log"), OCIStateDir: dir}, spec); err != nil {
 			b.Fatal(err)
 		}
 		r, err := monitor.Call(context.Background(), dir, monitor.Request{Op: monitor.OpStart})

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -17,7 +19,10 @@ import (
 // pid is the container init's. The monitor is reaped by a goroutine so that
 // it never lingers as a zombie while the daemon lives; after the daemon dies
 // init (or a subreaper) reaps it.
-func Spawn(exe, bundle string, cfg Config, spec *specs.Spec) (pid int, err error) {
+//
+// If ctx ends (or readyTimeout passes) before the monitor reports, the
+// monitor is killed: a create never hangs on a stuck child.
+func Spawn(ctx context.Context, exe, bundle string, cfg Config, spec *specs.Spec) (pid int, err error) {
 	if err := writeJSON(filepath.Join(bundle, ConfigFile), cfg); err != nil {
 		return 0, err
 	}
@@ -41,15 +46,28 @@ func Spawn(exe, bundle string, cfg Config, spec *specs.Spec) (pid int, err error
 	}
 	w.Close()
 	go cmd.Wait()
+	deadline := time.Now().Add(readyTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	r.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Now()) })
+	defer stop()
 	var rd Ready
 	if err := json.NewDecoder(r).Decode(&rd); err != nil {
-		return 0, fmt.Errorf("monitor died before reporting: %w", err)
+		// Kill the whole session: the monitor and whatever it created.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		return 0, fmt.Errorf("monitor did not report: %w", err)
 	}
 	if rd.Error != "" {
 		return 0, errors.New(rd.Error)
 	}
 	return rd.Pid, nil
 }
+
+// readyTimeout bounds a create in the monitor (image mounts and namespace
+// joins are done before; this is the executor's create alone).
+const readyTimeout = 60 * time.Second
 
 func writeJSON(path string, v any) error {
 	data, err := json.Marshal(v)

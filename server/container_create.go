@@ -106,7 +106,7 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 	}
 	mcfg := monitor.Config{ID: id, LogPath: logPath, OCIStateDir: s.ociStateDir(),
 		Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, Terminal: cfg.Tty}
-	pid, err := monitor.Spawn(s.monitorExe, bundle, mcfg, sp)
+	pid, err := monitor.Spawn(ctx, s.monitorExe, bundle, mcfg, sp)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
