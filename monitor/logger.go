@@ -123,7 +123,12 @@ func (l *LogWriter) Copy(stream string, r io.Reader) error {
 		line, err := br.ReadSlice('\n')
 		switch {
 		case err == nil:
+			// "\r\n" ends a line too, as in containerd (bufio.ReadLine):
+			// a tty's output would otherwise carry a \r into every record.
 			line = line[:len(line)-1]
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
 			if err := l.record(stream, false, line, br.Buffered() == 0); err != nil {
 				return err
 			}

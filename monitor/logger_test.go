@@ -47,6 +47,7 @@ func TestLogFormat(t *testing.T) {
 	}{
 		{name: "lines", stream: "stdout", input: "a\nb\n", want: []rec{{"stdout", "F", "a"}, {"stdout", "F", "b"}}},
 		{name: "empty line", stream: "stdout", input: "\n", want: []rec{{"stdout", "F", ""}}},
+		{name: "crlf from a tty", stream: "stdout", input: "a\r\nb\rc\n", want: []rec{{"stdout", "F", "a"}, {"stdout", "F", "b\rc"}}},
 		{name: "no newline at end", stream: "stderr", input: "a\nlast", want: []rec{{"stderr", "F", "a"}, {"stderr", "F", "last"}}},
 		{name: "20 KiB line split", stream: "stdout", input: long + "\nz\n",
 			want: []rec{{"stdout", "P", long[:MaxLineSize]}, {"stdout", "F", long[MaxLineSize:]}, {"stdout", "F", "z"}}},
