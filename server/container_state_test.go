@@ -1,14 +1,19 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/monitor"
 	"github.com/cri-server/cri-server/store"
 )
 
@@ -100,5 +105,33 @@ func BenchmarkListContainers(b *testing.B) {
 		if n := len(s.listContainers(f)); n != 400 {
 			b.Fatalf("%d containers", n)
 		}
+	}
+}
+
+// A bundle no record owns (a create that crashed between spawning the
+// monitor and checkpointing) is cleaned on start, its monitor killed.
+func TestRestartCleansOrphans(t *testing.T) {
+	e := newEnv(t)
+	id := store.NewID()
+	bundle := filepath.Join(e.cfg.State, "containers", id)
+	os.MkdirAll(bundle, 0o700)
+	sp := &specs.Spec{Process: &specs.Process{Args: []string{"/bin/sh", "-c", "exec sleep 100"}}}
+	if _, err := monitor.Spawn(context.Background(), os.Args[0], bundle, monitor.Config{ID: id, OCIStateDir: e.s.ociStateDir()}, sp); err != nil {
+		t.Fatal(err)
+	}
+	mon := monitorPid(t, bundle)
+	e.s.Close()
+	e.start(t)
+	if _, err := os.Stat(bundle); !os.IsNotExist(err) {
+		t.Fatalf("orphan bundle still there: %v", err)
+	}
+	for i := 0; i < 300 && syscall.Kill(mon, 0) == nil; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if syscall.Kill(mon, 0) == nil {
+		t.Fatal("orphan monitor still running")
+	}
+	if !e.rt.deleted[id] {
+		t.Fatal("orphan's executor state not deleted")
 	}
 }

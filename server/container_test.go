@@ -19,6 +19,7 @@ import (
 	"github.com/cri-server/cri-server/errdefs"
 	"github.com/cri-server/cri-server/monitor"
 	"github.com/cri-server/cri-server/monitor/monitortest"
+	"github.com/cri-server/cri-server/store"
 )
 
 // The test binary doubles as the monitor, running containers as plain
@@ -72,11 +73,18 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) start(t *testing.T) {
 	t.Helper()
-	s, err := New(context.Background(), e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// As New does, with the peers wired before the containers are
+	// reloaded: reconcile and orphan cleanup need them.
+	db, err := store.Open(filepath.Join(e.cfg.Root, "meta.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pods, s.images, s.runtime, s.monitorExe = e.pods, e.images, e.rt, os.Args[0]
+	s := &Server{cfg: e.cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), db: db,
+		pods: e.pods, images: e.images, runtime: e.rt, monitorExe: os.Args[0]}
+	if err := s.initContainers(db); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
 	e.s = s
 }
 

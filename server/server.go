@@ -59,6 +59,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		cni: cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
 		db:  db,
 	}
+	// pods, images and runtime must be set here, before the containers are
+	// reloaded: reconcile and orphan cleanup use them.
 	if err := s.initContainers(db); err != nil {
 		db.Close()
 		return nil, err
