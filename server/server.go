@@ -15,6 +15,8 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"k8s.io/cri-streaming/pkg/streaming"
+
 	"github.com/cri-server/cri-server/cni"
 	"github.com/cri-server/cri-server/config"
 )
@@ -28,6 +30,11 @@ type Server struct {
 	cfg *config.Config
 	log *slog.Logger
 	cni *cni.Manager
+
+	// Streaming: exec, attach and port-forward sessions.
+	stream   streaming.Server
+	streamer Streamer // nil until containers are wired
+	podNetNS PodNetNS // nil until pods are wired
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
