@@ -486,21 +486,59 @@ func TestHugetlbViaUnified(t *testing.T) {
 	if !slices.Contains(strings.Fields(string(sub)), "hugetlb") && os.Getenv("CRI_SERVER_TEST_CGROUP_ROOT") != "1" {
 		t.Skip("hugetlb not enabled in the cgroup2 root; set CRI_SERVER_TEST_CGROUP_ROOT=1 to let the test enable it")
 	}
+	size := sizes[0].name
 	m := hostManager(t)
 	if err := m.Apply(0); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Set(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: sizes[0], Limit: 4 << 20}}}); err != nil {
+	if err := m.Set(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: size, Limit: 4 << 20}}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := readBack(t, m.Paths()[""], "hugetlb."+sizes[0]+".max"); got != "4194304" {
-		t.Fatalf("hugetlb.%s.max = %q", sizes[0], got)
+	if got := readBack(t, m.Paths()[""], "hugetlb."+size+".max"); got != "4194304" {
+		t.Fatalf("hugetlb.%s.max = %q", size, got)
 	}
 	st, err := m.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := st.Hugetlb[sizes[0]]; !ok {
-		t.Fatalf("stats hugetlb %v lacks %s", st.Hugetlb, sizes[0])
+	if _, ok := st.Hugetlb[size]; !ok {
+		t.Fatalf("stats hugetlb %v lacks %s", st.Hugetlb, size)
+	}
+}
+
+func TestStatsReaderReopensAndSweeps(t *testing.T) {
+	requireRoot(t)
+	m, err := New(testPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDestroy(t, m)
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	r := NewStatsReader()
+	defer r.Close()
+	out := make([]Stats, 1)
+	if errs := r.ReadMany([]Manager{m}, out); errs != nil {
+		t.Fatal(errs)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if errs := r.ReadMany([]Manager{m}, out); len(errs) != 1 || !errors.Is(errs[0], errdefs.ErrNotFound) {
+		t.Fatalf("read of a removed cgroup: %v, want not found", errs)
+	}
+	// Recreated at the same path: the cached files are stale, not fatal.
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	if errs := r.ReadMany([]Manager{m}, out); errs != nil {
+		t.Fatalf("read after recreate: %v", errs)
+	}
+	for i := 0; i < 3; i++ {
+		r.ReadMany(nil, nil)
+	}
+	if len(r.fds) != 0 {
+		t.Fatalf("%d files still open after the container left the list", len(r.fds))
 	}
 }

@@ -126,19 +126,19 @@ func (r *StatsReader) readHugetlbV1(d string, s *Stats) error {
 	for _, size := range hugePageSizes() {
 		var h HugetlbStats
 		var err error
-		if h.Usage, err = r.readUint(d, "hugetlb."+size+".usage_in_bytes"); err != nil {
+		if h.Usage, err = r.readUint(d, size.v1Usage); err != nil {
 			return fmt.Errorf("read hugetlb: %w", err)
 		}
-		if h.MaxUsage, err = r.readUint(d, "hugetlb."+size+".max_usage_in_bytes"); err != nil {
+		if h.MaxUsage, err = r.readUint(d, size.v1Max); err != nil {
 			return err
 		}
-		if h.Failcnt, err = r.readUint(d, "hugetlb."+size+".failcnt"); err != nil {
+		if h.Failcnt, err = r.readUint(d, size.v1Failcnt); err != nil {
 			return err
 		}
 		if s.Hugetlb == nil {
 			s.Hugetlb = map[string]HugetlbStats{}
 		}
-		s.Hugetlb[size] = h
+		s.Hugetlb[size.name] = h
 	}
 	return nil
 }
