@@ -26,7 +26,7 @@ func (c *classErr) Unwrap() []error { return []error{c.err, c.class} }
 
 func classify(err error) error {
 	switch {
-	case errors.Is(err, unix.ENOENT):
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ESRCH):
 		return &classErr{err, errdefs.ErrNotFound}
 	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ERANGE):
 		return &classErr{err, errdefs.ErrInvalidArgument}
@@ -54,6 +54,9 @@ func writeFile(dir, file, data string) error {
 	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
+			if !fileExists(dir) {
+				return fmt.Errorf("write %s: %w", p, errdefs.NotFound("cgroup %s does not exist", dir))
+			}
 			return fmt.Errorf("write %s: %w", p, errUnsupported("cgroup file %s does not exist (controller not enabled or kernel lacks it)", file))
 		}
 		return fmt.Errorf("open %s: %w", p, classify(err))

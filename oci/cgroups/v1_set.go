@@ -18,7 +18,7 @@ func (m *v1Manager) Set(r *specs.LinuxResources) error {
 		return errInvalid("linux.resources.unified needs cgroup v2; this host has only v1")
 	}
 	for _, set := range []func(*specs.LinuxResources) error{
-		m.setCPU, m.setCpuset, m.setMemory, m.setPids, m.setBlkio, m.setHugetlb, m.setDevices, m.setNetwork,
+		m.setCPU, m.setCpuset, m.setMemory, m.setPids, m.setBlkio, m.setHugetlb, m.setDevices, m.setNetwork, m.setRdma,
 	} {
 		if err := set(r); err != nil {
 			return fmt.Errorf("set cgroup %s: %w", m.path, err)
@@ -338,6 +338,16 @@ func (m *v1Manager) setNetwork(r *specs.LinuxResources) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func (m *v1Manager) setRdma(r *specs.LinuxResources) error {
+	if len(r.Rdma) == 0 {
+		return nil
+	}
+	if d := m.dir("rdma"); d != "" {
+		return writeRdma(d, r.Rdma)
 	}
 	return nil
 }

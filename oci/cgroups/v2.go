@@ -63,7 +63,7 @@ func (m *v2Manager) Apply(pid int) error {
 		}
 	}
 	m.created = append(m.created, created...)
-	if len(created) > 0 {
+	if len(created) > 0 && !m.hybrid {
 		m.log.Info("cgroup created", "cgroup", m.dir, "mode", "v2")
 	}
 	return nil
@@ -126,7 +126,7 @@ func (m *v2Manager) Set(r *specs.LinuxResources) error {
 		return m.setHybrid(r)
 	}
 	for _, set := range []func(*specs.LinuxResources) error{
-		m.setCPU, m.setCpuset, m.setMemory, m.setPids, m.setIO, m.setHugetlb, m.setDevices, m.setUnified,
+		m.setCPU, m.setCpuset, m.setMemory, m.setPids, m.setIO, m.setHugetlb, m.setRdma, m.setDevices, m.setUnified,
 	} {
 		if err := set(r); err != nil {
 			return fmt.Errorf("set cgroup %s: %w", m.dir, err)

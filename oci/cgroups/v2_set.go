@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -175,6 +176,31 @@ func (m *v2Manager) setUnified(r *specs.LinuxResources) error {
 		}
 		if err := writeFile(m.dir, k, v); err != nil {
 			return fmt.Errorf("unified key %q: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func (m *v2Manager) setRdma(r *specs.LinuxResources) error { return writeRdma(m.dir, r.Rdma) }
+
+// writeRdma writes one rdma.max line per device: "mlx4_0 hca_handle=2 hca_object=max".
+func writeRdma(dir string, rdma map[string]specs.LinuxRdma) error {
+	for dev, l := range rdma {
+		if dev == "" || strings.ContainsAny(dev, " \n=") {
+			return errInvalid("rdma device name %q is invalid", dev)
+		}
+		line := dev
+		if l.HcaHandles != nil {
+			line += " hca_handle=" + strconv.FormatUint(uint64(*l.HcaHandles), 10)
+		}
+		if l.HcaObjects != nil {
+			line += " hca_object=" + strconv.FormatUint(uint64(*l.HcaObjects), 10)
+		}
+		if line == dev {
+			continue
+		}
+		if err := writeFile(dir, "rdma.max", line); err != nil {
+			return err
 		}
 	}
 	return nil
