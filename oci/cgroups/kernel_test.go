@@ -418,3 +418,49 @@ func TestUnifiedKeysRejected(t *testing.T) {
 		t.Fatalf("cgroup.max.descendants = %q", got)
 	}
 }
+
+func TestApplyFailureUndoes(t *testing.T) {
+	requireRoot(t)
+	p := testPath(t) // its cleanup fails the test if any directory is left
+	m, err := New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pid_max is at most 2^22: this pid cannot exist.
+	err = m.Apply(1 << 23)
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("Apply(no such pid) = %v, want not found", err)
+	}
+}
+
+func TestSystemdNamingOnCgroupfs(t *testing.T) {
+	requireRoot(t)
+	top := strings.TrimPrefix(filepath.Dir(testPath(t)), "/crisrv-test-")
+	slice := "crisrvtest" + top + "-pod1.slice"
+	m, err := New(slice + ":cri-server:abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topDir := "crisrvtest" + top + ".slice"
+	want := "/" + topDir + "/" + slice + "/cri-server-abc.scope"
+	c := startChild(t, "true")
+	if err := m.Apply(c.pid()); err != nil {
+		t.Fatal(err)
+	}
+	for k, d := range m.Paths() {
+		if !strings.HasSuffix(d, want) {
+			t.Errorf("path[%s] = %s, want suffix %s", k, d, want)
+		}
+	}
+	c.go_()
+	_ = c.wait(t)
+	waitEmpty(t, m)
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, mnt := range allMounts(t) {
+		if _, err := os.Stat(filepath.Join(mnt, topDir)); err == nil {
+			t.Errorf("leaked %s", filepath.Join(mnt, topDir))
+		}
+	}
+}
