@@ -10,6 +10,20 @@
 // hierarchy's root. The systemd form "slice:prefix:name" is accepted and
 // mapped to the path systemd would use, but no systemd is asked: a real
 // systemd driver (transient units over D-Bus) is future work.
+//
+// Use: m, _ := New(spec.Linux.CgroupsPath); m.Apply(pid); m.Set(res); ...
+// m.Kill(SIGKILL); m.Destroy(). A Manager holds no kernel state, so any
+// process (daemon, monitor, the oci CLI) can build one for an existing
+// cgroup and call Kill, Stats or Destroy. Destroy removes the leaf and its
+// descendants everywhere; parent directories are removed only by the
+// Manager that created them (the pod cgroup belongs to the sandbox).
+//
+// Hybrid hosts: Apply also joins the unified directory (that is what makes
+// cgroup.kill usable there); a hugetlb limit enables hugetlb in the
+// unified root's cgroup.subtree_control on first use, as runc does.
+//
+// Stats for many containers: keep one StatsReader and call ReadMany; it
+// reads only the CRI files, keeps them open and rereads them with pread.
 package cgroups
 
 import (

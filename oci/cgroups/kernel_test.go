@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -463,4 +464,30 @@ func TestSystemdNamingOnCgroupfs(t *testing.T) {
 			t.Errorf("leaked %s", filepath.Join(mnt, topDir))
 		}
 	}
+}
+
+func TestHybridKillReachesV1OnlyProcess(t *testing.T) {
+	m := hostManager(t)
+	if _, ok := m.Paths()[""]; !ok {
+		t.Skip("not a hybrid host")
+	}
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, "sleep 100")
+	for k, d := range m.Paths() {
+		if k == "" {
+			continue // joined by hand, as a tool other than Apply might
+		}
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(c.pid())), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Kill(unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.wait(t); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("child exit %v, want killed", err)
+	}
+	waitEmpty(t, m)
 }

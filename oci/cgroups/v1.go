@@ -174,7 +174,16 @@ func (m *v1Manager) Thaw() error {
 // atomically; otherwise freeze, signal each pid, thaw.
 func (m *v1Manager) Kill(sig unix.Signal) error {
 	if sig == unix.SIGKILL && m.unified != nil && fileExists(filepath.Join(m.unified.dir, "cgroup.kill")) {
-		return m.unified.Kill(sig)
+		if err := m.unified.Kill(sig); err != nil {
+			return err
+		}
+		// A process put into the v1 directories by other means than Apply
+		// is not in the unified one: signal whatever v1 still lists.
+		pids, err := m.Pids()
+		if err != nil {
+			return err
+		}
+		return signalPids(pids, sig)
 	}
 	if _, ok := m.dirs["freezer"]; !ok {
 		pids, err := m.Pids()
