@@ -1,7 +1,10 @@
 package cgroups
 
 import (
+	"errors"
+
 	"context"
+	"github.com/cri-server/cri-server/errdefs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,5 +253,71 @@ func TestV1RefusesUnified(t *testing.T) {
 	err = m.Set(&specs.LinuxResources{Unified: map[string]string{"memory.high": "1"}})
 	if err == nil || !strings.Contains(err.Error(), "cgroup v2") {
 		t.Fatalf("Set unified on v1 = %v", err)
+	}
+}
+
+func TestV1SetWritesFiles(t *testing.T) {
+	files := map[string]string{}
+	for ctrl, fs := range map[string][]string{
+		"cpu":     {"cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us", "cpu.rt_period_us", "cpu.rt_runtime_us", "cpu.idle"},
+		"memory":  {"memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.kmem.tcp.limit_in_bytes", "memory.oom_control"},
+		"blkio":   {"blkio.bfq.weight", "blkio.bfq.weight_device", "blkio.throttle.write_iops_device"},
+		"hugetlb": {"hugetlb.2MB.limit_in_bytes"},
+		"net_cls": {"net_cls.classid"},
+	} {
+		for _, f := range fs {
+			files[ctrl+"/c/"+f] = "0"
+		}
+	}
+	root := fakeTree(t, files)
+	v1 := map[string]string{}
+	for _, c := range []string{"cpu", "memory", "blkio", "hugetlb", "net_cls"} {
+		v1[c] = filepath.Join(root, c)
+	}
+	m, err := New("/c", WithLayout(Layout{Mode: ModeV1, V1: v1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := specs.LinuxBlockIODevice{Major: 8, Minor: 16}
+	r := &specs.LinuxResources{
+		CPU: &specs.LinuxCPU{Shares: ptr(uint64(2048)), Quota: ptr(int64(-5)), Period: ptr(uint64(50000)), Burst: ptr(uint64(7)),
+			RealtimePeriod: ptr(uint64(1000)), RealtimeRuntime: ptr(int64(500)), Idle: ptr(int64(1))},
+		// No memsw files: unlimited swap is satisfied, a swap limit is not.
+		Memory:         &specs.LinuxMemory{Limit: ptr(int64(1 << 30)), Swap: ptr(int64(-1)), Reservation: ptr(int64(1 << 29)), KernelTCP: ptr(int64(1 << 20)), DisableOOMKiller: ptr(true)},
+		BlockIO:        &specs.LinuxBlockIO{Weight: ptr(uint16(300)), WeightDevice: []specs.LinuxWeightDevice{{LinuxBlockIODevice: dev, Weight: ptr(uint16(200))}}, ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: dev, Rate: 99}}},
+		HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 2 << 20}},
+		Network:        &specs.LinuxNetwork{ClassID: ptr(uint32(0x100001))},
+	}
+	if err := m.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, file, want string }{
+		{"shares", "cpu/c/cpu.shares", "2048"},
+		{"period", "cpu/c/cpu.cfs_period_us", "50000"},
+		{"negative quota is unlimited", "cpu/c/cpu.cfs_quota_us", "-1"},
+		{"burst", "cpu/c/cpu.cfs_burst_us", "7"},
+		{"rt period", "cpu/c/cpu.rt_period_us", "1000"},
+		{"rt runtime", "cpu/c/cpu.rt_runtime_us", "500"},
+		{"idle", "cpu/c/cpu.idle", "1"},
+		{"limit", "memory/c/memory.limit_in_bytes", "1073741824"},
+		{"soft limit", "memory/c/memory.soft_limit_in_bytes", "536870912"},
+		{"kernel tcp", "memory/c/memory.kmem.tcp.limit_in_bytes", "1048576"},
+		{"oom killer off", "memory/c/memory.oom_control", "1"},
+		{"bfq weight", "blkio/c/blkio.bfq.weight", "300"},
+		{"bfq weight device", "blkio/c/blkio.bfq.weight_device", "8:16 200"},
+		{"write iops", "blkio/c/blkio.throttle.write_iops_device", "8:16 99"},
+		{"hugetlb", "hugetlb/c/hugetlb.2MB.limit_in_bytes", "2097152"},
+		{"classid", "net_cls/c/net_cls.classid", "1048577"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := readBack(t, root, tt.file); got != tt.want {
+				t.Errorf("%s = %q, want %q", tt.file, got, tt.want)
+			}
+		})
+	}
+	err = m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(1 << 20)), Swap: ptr(int64(2 << 20))}})
+	if !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Fatalf("swap limit without memsw = %v, want not implemented", err)
 	}
 }
