@@ -196,32 +196,38 @@ func fileExists(p string) bool {
 
 // mkdirChain creates root/rel level by level and returns the directories it
 // created, outermost first, so a failure or Destroy can remove exactly those.
-// each, when set, runs on every directory just created (before its child).
+// A parent can vanish under us (a sibling's Destroy removed the empty parent
+// it had created): ENOENT restarts the walk a few times.
 func mkdirChain(root, rel string, each func(dir string) error) ([]string, error) {
 	var created []string
-	dir := root
-	for _, part := range strings.Split(strings.Trim(rel, "/"), "/") {
-		if part == "" {
-			continue
+	for attempt := 0; ; attempt++ {
+		dir, err := root, error(nil)
+		for _, part := range splitPath(rel) {
+			dir = filepath.Join(dir, part)
+			err = unix.Mkdir(dir, 0o755)
+			if err == unix.EEXIST {
+				err = nil
+				continue
+			}
+			if err != nil {
+				break
+			}
+			created = append(created, dir)
+			if each != nil {
+				if err := each(dir); err != nil {
+					rmdirAll(created)
+					return nil, err
+				}
+			}
 		}
-		dir = filepath.Join(dir, part)
-		err := unix.Mkdir(dir, 0o755)
-		if err == unix.EEXIST {
-			continue
+		if err == nil {
+			return created, nil
 		}
-		if err != nil {
+		if err != unix.ENOENT || attempt == 3 {
 			rmdirAll(created)
 			return nil, fmt.Errorf("create cgroup %s: %w", dir, classify(err))
 		}
-		created = append(created, dir)
-		if each != nil {
-			if err := each(dir); err != nil {
-				rmdirAll(created)
-				return nil, err
-			}
-		}
 	}
-	return created, nil
 }
 
 // rmdirAll removes dirs innermost first, ignoring the non-empty and gone.

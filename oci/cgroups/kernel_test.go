@@ -3,6 +3,7 @@ package cgroups
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -490,4 +491,40 @@ func TestHybridKillReachesV1OnlyProcess(t *testing.T) {
 		t.Fatalf("child exit %v, want killed", err)
 	}
 	waitEmpty(t, m)
+}
+
+// Sibling containers that share a parent nobody else owns: each creates it
+// if missing and removes it if it made it and it is empty. None may fail.
+func TestConcurrentSiblingsSharingParent(t *testing.T) {
+	requireRoot(t)
+	base := testPath(t)
+	errs := make(chan error, 16)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 10; i++ {
+				m, err := New(fmt.Sprintf("%s/g%d-%d", base, g, i))
+				if err == nil {
+					err = m.Apply(0)
+				}
+				if err == nil {
+					err = m.Destroy()
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	// The leak check of testPath needs the shared parents gone; whoever
+	// made them last may have seen a sibling and left them.
+	for _, mnt := range allMounts(t) {
+		_ = removeTree(filepath.Join(mnt, filepath.Dir(base)))
+	}
 }
