@@ -2,7 +2,6 @@ package cgroups
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -86,18 +85,33 @@ func maxOr(v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
-// pageSizeRe is what the kernel names hugetlb files with: "2MB", "1GB", "64KB".
-var pageSizeRe = regexp.MustCompile(`^[0-9]+[KMG]B$`)
-
+// checkPageSize accepts what the kernel names hugetlb files with: "2MB",
+// "1GB", "64KB". Hand-written rather than a regexp: package init runs in
+// every re-exec of the binary.
 func checkPageSize(s string) error {
-	if !pageSizeRe.MatchString(s) {
+	num, ok := strings.CutSuffix(s, "B")
+	if ok && len(num) >= 2 && strings.ContainsRune("KMG", rune(num[len(num)-1])) {
+		num = num[:len(num)-1]
+	} else {
+		ok = false
+	}
+	if !ok || !allIn(num, "0123456789") {
 		return errInvalid("hugepageLimits pageSize %q: want e.g. \"2MB\" or \"1GB\"", s)
 	}
 	return nil
 }
 
-// unifiedKeyRe: "<controller>.<file>"; no slash, so no path escape.
-var unifiedKeyRe = regexp.MustCompile(`^[a-z][a-z0-9_]*\.[a-z0-9_.]+$`)
+func allIn(s, set string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune(set, c) {
+			return false
+		}
+	}
+	return true
+}
 
 // forbiddenUnified are files that move or kill processes or change the
 // tree's delegation: a spec's resources must not do that.
@@ -107,7 +121,10 @@ var forbiddenUnified = map[string]bool{
 }
 
 func checkUnifiedKey(k string) error {
-	if !unifiedKeyRe.MatchString(k) || strings.Contains(k, "..") {
+	// "<controller>.<file>" in [a-z0-9_.]: no slash, so no path escape.
+	ctrl, file, ok := strings.Cut(k, ".")
+	if !ok || !allIn(ctrl, "abcdefghijklmnopqrstuvwxyz0123456789_") || ctrl[0] < 'a' || ctrl[0] > 'z' ||
+		!allIn(file, "abcdefghijklmnopqrstuvwxyz0123456789_.") || strings.Contains(k, "..") {
 		return errInvalid("unified key %q is not a cgroup file name", k)
 	}
 	if forbiddenUnified[k] {

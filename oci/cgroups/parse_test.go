@@ -119,6 +119,18 @@ func TestConversions(t *testing.T) {
 		{"cpu.max nothing", cpuMax(nil, nil), ""},
 		{"page size 2MB", checkPageSize("2MB") == nil, true},
 		{"page size path", checkPageSize("../2MB") == nil, false},
+		{"page size 1GB", checkPageSize("1GB") == nil, true},
+		{"page size 64KB", checkPageSize("64KB") == nil, true},
+		{"page size no number", checkPageSize("MB") == nil, false},
+		{"page size bad unit", checkPageSize("2XB") == nil, false},
+		{"unified oom group", checkUnifiedKey("memory.oom.group") == nil, true},
+		{"unified io.max", checkUnifiedKey("io.max") == nil, true},
+		{"unified upper case", checkUnifiedKey("Memory.max") == nil, false},
+		{"unified dotdot", checkUnifiedKey("memory..max") == nil, false},
+		{"unified leading dot", checkUnifiedKey(".max") == nil, false},
+		{"unified trailing dot only", checkUnifiedKey("memory.") == nil, false},
+		{"unified slash", checkUnifiedKey("memory.max/x") == nil, false},
+		{"unified kill", checkUnifiedKey("cgroup.kill") == nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
