@@ -104,7 +104,17 @@ func (m *v2Manager) enableControllers(want []string, all bool) error {
 		}
 		if len(add) > 0 {
 			if err := writeFile(dir, "cgroup.subtree_control", strings.Join(add, " ")); err != nil {
-				return fmt.Errorf("enable controllers %v in %s: %w", add, dir, err)
+				// The kernel applies the list all or nothing; one refused
+				// controller (say cpu with a realtime task in the parent)
+				// must not cost the others when we only asked for "all".
+				if !all {
+					return fmt.Errorf("enable controllers %v in %s: %w", add, dir, err)
+				}
+				for _, c := range add {
+					if err := writeFile(dir, "cgroup.subtree_control", c); err != nil {
+						m.log.Debug("cgroup controller not enabled", "cgroup", dir, "controller", c, "error", err)
+					}
+				}
 			}
 		}
 		if i == len(parts)-1 {
