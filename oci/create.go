@@ -222,6 +222,10 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 		cmd.SysProcAttr.UidMappings = idMaps(l.UIDMappings)
 		cmd.SysProcAttr.GidMappings = idMaps(l.GIDMappings)
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// We enter the new user namespace as the host's root, which the
+		// mapping does not name: become the namespace's root before the exec,
+		// or the init has no capabilities there.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	return cmd, parent, nil
 }
