@@ -93,7 +93,10 @@ func applyCaps(c *specs.LinuxCapabilities, last int) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
-	amb := capMask(c.Ambient, last)
+	// The kernel only raises an ambient capability that is permitted and
+	// inheritable; specs (runc's default among them) often list others, which
+	// runc skips with a warning. So do we, silently.
+	amb := capMask(c.Ambient, last) & perm & inh
 	for i := 0; i <= last; i++ {
 		if amb&(1<<uint(i)) != 0 {
 			if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(i), 0, 0); err != nil {
