@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,9 @@ func (e *env) checkLeaks() {
 			e.t.Errorf("cgroup %s/%s leaked", c, e.cg)
 		}
 	}
+	if kids := children(); len(kids) > 0 {
+		e.t.Errorf("child processes left: %v", kids)
+	}
 	ids, _ := e.rt.List()
 	if len(ids) > 0 {
 		e.t.Errorf("containers left: %v", ids)
@@ -166,4 +170,25 @@ func (e *env) run(id string, spec *specs.Spec) (string, oci.ExitStatus, error) {
 	<-done
 	must(e.t, e.rt.Delete(ctx, id, false))
 	return out.String(), st, nil
+}
+
+func IOnull() oci.IO { return oci.IO{} }
+
+// children lists the processes (zombies included) whose parent is this test.
+func children() []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	me := strconv.Itoa(os.Getpid())
+	for _, d := range ents {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if f := strings.Fields(s[i+1:]); len(f) > 2 && f[1] == me {
+			out = append(out, d.Name()+s[:i+1])
+		}
+	}
+	return out
 }
