@@ -127,3 +127,52 @@ func TestPauseResumeAndHooks(t *testing.T) {
 		t.Fatalf("hooks ran %v", got)
 	}
 }
+
+func TestExecUserNamespace(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	ctx := context.Background()
+	spec := baseSpec(root, "sleep", "100")
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	spec.Linux.UIDMappings, spec.Linux.GIDMappings = m, m
+	must(t, os.Chown(root, 200000, 200000))
+	must(t, os.Chmod(e.dir, 0o755))
+	must(t, os.Chmod(filepath.Dir(e.dir), 0o755))
+	spec.Linux.CgroupsPath = e.cg + "/uexec"
+	c, err := e.rt.Create(ctx, "uexec", spec, oci.IO{})
+	must(t, err)
+	defer e.rt.Delete(ctx, "uexec", true)
+	must(t, e.rt.Start(ctx, "uexec"))
+	r, w, _ := os.Pipe()
+	// A dropped capability must stay dropped in the exec'd process too.
+	caps := []string{"CAP_KILL"}
+	p, err := e.rt.Exec(ctx, "uexec", &specs.Process{Args: []string{"sh", "-c", "id -u; cat /proc/self/uid_map; hostname; grep CapEff /proc/self/status"},
+		Env: []string{"PATH=/bin"}, Cwd: "/", Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}}, oci.IO{Stdout: w, Stderr: w})
+	w.Close()
+	must(t, err)
+	out, _ := io.ReadAll(r)
+	r.Close()
+	st, err := p.Wait()
+	must(t, err)
+	for _, want := range []string{"0\n", "200000", "ctr", "CapEff:\t0000000000000020"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("exec exit %d output %q lacks %q", st.ExitCode(), out, want)
+		}
+	}
+	must(t, e.rt.Delete(ctx, "uexec", true))
+	_, _ = c.Wait()
+}
+
+func TestPidsLimit(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	spec := baseSpec(root, "sh", "-c", "sleep 5 & sleep 5 & sleep 5 & echo forked; kill %1 %2 %3 2>/dev/null; true")
+	lim := int64(3)
+	spec.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &lim}}
+	out, _, err := e.run("pids", spec)
+	must(t, err)
+	if !strings.Contains(out, "can't fork") && !strings.Contains(out, "Resource temporarily unavailable") {
+		t.Fatalf("a fork beyond pids.max succeeded: %q", out)
+	}
+}
