@@ -92,6 +92,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		return nil, fmt.Errorf("start init: %w", err)
 	}
 	pid := cmd.Process.Pid
+	tClone := time.Since(t0)
 	undo = append(undo, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	defer stop()
@@ -107,6 +108,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	if err := setOOMScoreAdj(pid, spec.Process.OOMScoreAdj); err != nil {
 		return nil, err
 	}
+	tCgroup := time.Since(t0) - tClone
 	st := &containerState{
 		ID: id, Pid: pid, PidStart: pidStart(pid), Bundle: bundle, Rootfs: rootfs,
 		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations,
@@ -124,7 +126,10 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		}
 		return nil, err
 	}
-	r.log.Info("container created", "container", id, "pid", pid, "took", time.Since(t0))
+	// Phases: clone+exec of the init (namespaces), cgroup, then the init's
+	// setup (mounts, pivot_root, console) up to the barrier.
+	r.log.Info("container created", "container", id, "pid", pid, "clone", tClone, "cgroup", tCgroup,
+		"setup", time.Since(t0)-tClone-tCgroup, "took", time.Since(t0))
 	return &Container{ID: id, Pid: pid, Console: console, cmd: cmd}, nil
 }
 
