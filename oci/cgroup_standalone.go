@@ -104,6 +104,11 @@ func (c *fakeCgroup) freezer(state string) error {
 		return errdefs.Unimplemented("no freezer")
 	}
 	for i := 0; i < 1000; i++ {
+		if i%20 == 19 && state == "FROZEN" {
+			// v1 can stay FREEZING on a task in a non-freezable sleep:
+			// thaw and retry, as runc does.
+			_ = os.WriteFile(filepath.Join(d, "freezer.state"), []byte("THAWED"), 0)
+		}
 		if err := os.WriteFile(filepath.Join(d, "freezer.state"), []byte(state), 0); err != nil {
 			return err
 		}

@@ -100,11 +100,6 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	if err := mgr.Apply(pid); err != nil {
 		return nil, fmt.Errorf("join cgroup %s: %w", cgPath, err)
 	}
-	if spec.Linux.Resources != nil {
-		if err := mgr.Set(spec.Linux.Resources); err != nil {
-			return nil, fmt.Errorf("set resources: %w", err)
-		}
-	}
 	if err := setOOMScoreAdj(pid, spec.Process.OOMScoreAdj); err != nil {
 		return nil, err
 	}
@@ -119,6 +114,17 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	console, err := r.driveInit(ctx, conn, cfg, st)
 	if err != nil {
 		return nil, err
+	}
+	// Limits go on once the init is set up: its Go runtime has made its
+	// threads by now, and a small pids.max would otherwise kill it (runc
+	// sets them at the same point).
+	if spec.Linux.Resources != nil {
+		if err := mgr.Set(spec.Linux.Resources); err != nil {
+			if console != nil {
+				console.Close()
+			}
+			return nil, fmt.Errorf("set resources: %w", err)
+		}
 	}
 	if err := r.save(st); err != nil {
 		if console != nil {
@@ -150,7 +156,7 @@ func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig,
 			if cerr := ctxErr(ctx); cerr != nil {
 				return console, cerr
 			}
-			if err == io.EOF {
+			if err == io.EOF || errors.Is(err, unix.ECONNRESET) {
 				return console, errors.New("container init exited during setup")
 			}
 			return console, fmt.Errorf("read from init: %w", err)

@@ -106,7 +106,13 @@ func TestPauseResumeAndHooks(t *testing.T) {
 	spec.Linux.CgroupsPath = e.cg + "/pause"
 	c, err := e.rt.Create(ctx, "pause", spec, oci.IO{})
 	must(t, err)
-	defer e.rt.Delete(ctx, "pause", true)
+	reaped := false
+	defer func() {
+		if !reaped {
+			e.rt.Delete(ctx, "pause", true)
+			c.Wait()
+		}
+	}()
 	must(t, e.rt.Start(ctx, "pause"))
 	must(t, e.rt.Pause(ctx, "pause"))
 	if st, _ := e.rt.State(ctx, "pause"); st.Status != "paused" {
@@ -118,6 +124,7 @@ func TestPauseResumeAndHooks(t *testing.T) {
 	}
 	must(t, e.rt.Delete(ctx, "pause", true))
 	ws, err := c.Wait()
+	reaped = true
 	must(t, err)
 	if !ws.Signaled || ws.Signal != unix.SIGKILL {
 		t.Fatalf("exit %+v after forced delete", ws)

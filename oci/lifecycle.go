@@ -150,10 +150,10 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 		return fmt.Errorf("open cgroup: %w", err)
 	}
 	if s != specs.StateStopped {
-		if s == "paused" {
-			_ = mgr.Thaw()
-		}
+		// Thaw even when not marked paused: a v1 freezer left FREEZING by a
+		// failed pause holds SIGKILLed tasks forever.
 		_ = mgr.Kill(unix.SIGKILL)
+		_ = mgr.Thaw()
 		_ = unix.Kill(st.Pid, unix.SIGKILL)
 		if err := waitGone(ctx, st); err != nil {
 			return fmt.Errorf("delete container %s: %w", id, err)
