@@ -8,7 +8,10 @@ set -euo pipefail
 N=${1:-200}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/bench-executor.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+CG=/cri-server-bench-$$
+# Every container of the run uses (and deletes) the cgroup $CG; remove what a
+# failed iteration could leave.
+trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
 TAGS=""
 [[ -d $REPO/oci/cgroups ]] || TAGS="-tags executor_standalone"
@@ -21,9 +24,10 @@ cp /bin/busybox "$R/bin/"
 for l in $(ldd /bin/busybox | grep -o '/[^ ]*'); do mkdir -p "$R$(dirname "$l")"; cp "$l" "$R$l"; done
 ln -s busybox "$R/bin/true"; ln -s busybox "$R/bin/sh"
 (cd "$B" && runc spec)
-python3 - "$B/config.json" <<'PY'
+python3 - "$B/config.json" "$CG" <<'PY'
 import json, sys
 p = sys.argv[1]; c = json.load(open(p))
+c["linux"]["cgroupsPath"] = sys.argv[2]
 c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(p, "w"))
