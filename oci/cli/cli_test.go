@@ -138,9 +138,10 @@ func TestCLILifecycle(t *testing.T) {
 	if strings.Contains(string(b2), dir) {
 		t.Errorf("mount leaked under %s", dir)
 	}
-	for _, c := range []string{"pids", "memory", "freezer"} {
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", c, spec.Linux.CgroupsPath)); err == nil {
-			t.Errorf("cgroup leaked: %s", c)
+	hiers, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range hiers {
+		if _, err := os.Stat(filepath.Join(h, spec.Linux.CgroupsPath)); err == nil {
+			t.Errorf("cgroup leaked: %s%s", h, spec.Linux.CgroupsPath)
 		}
 	}
 }
