@@ -8,13 +8,39 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sealedExe copies the init binary into a sealed memfd. The container's
-// processes can reach the init's /proc/<pid>/exe while it runs inside their
-// namespaces (create, exec); with the real binary they could reopen it for
-// writing after we exit and replace cri-server on the host (CVE-2019-5736).
-// A sealed memfd cannot be written by anyone. The copy is made once per
-// Runtime, not per container.
+// sealedExe returns the init binary as a file nobody can write. The
+// container's processes can reach the init's /proc/<pid>/exe while it runs
+// inside their namespaces (create, exec); with the real binary they could
+// reopen it for writing after we exit and replace cri-server on the host
+// (CVE-2019-5736).
+//
+// First choice: the binary seen through a detached read-only bind mount
+// (open_tree + mount_setattr): a write open fails with EROFS whatever the
+// caller's capabilities, the mount is in no namespace so nobody can remount
+// it, nothing appears in mountinfo, and nothing is copied, which matters to
+// the command line (one Runtime per invocation). Fallback on kernels without
+// the new mount API: a sealed memfd copy, made once per Runtime.
 func sealedExe(src string) (*os.File, error) {
+	if f, err := roMountExe(src); err == nil {
+		return f, nil
+	}
+	return memfdExe(src)
+}
+
+func roMountExe(src string) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("clone init binary mount: %w", err)
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("make init binary mount read-only: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "cri-server-init"), nil
+}
+
+func memfdExe(src string) (*os.File, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return nil, fmt.Errorf("open init binary: %w", err)
