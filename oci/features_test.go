@@ -183,3 +183,16 @@ func TestPidsLimit(t *testing.T) {
 		t.Fatalf("a fork beyond pids.max succeeded: %q", out)
 	}
 }
+
+func TestPersonalityAndIOPriority(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	spec := baseSpec(root, "sh", "-c", "cat /proc/self/personality 2>/dev/null; uname -m")
+	spec.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+	spec.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 6}
+	out, st, err := e.run("pers", spec)
+	must(t, err)
+	if st.ExitCode() != 0 || !strings.Contains(out, "i686") {
+		t.Fatalf("exit %d output %q: want a 32-bit machine name", st.ExitCode(), out)
+	}
+}

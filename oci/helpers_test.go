@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 var applets = []string{"sh", "true", "false", "cat", "ls", "mkdir", "sleep", "grep", "readlink",
-	"hostname", "echo", "id", "stat", "touch", "wc", "env", "pwd", "head"}
+	"hostname", "echo", "id", "stat", "touch", "wc", "env", "pwd", "head", "uname"}
 
 // busyboxRootfs builds a rootfs from Debian's dynamic busybox and its libs.
 func busyboxRootfs(t testing.TB, dir string) string {

@@ -90,6 +90,9 @@ func runInit(conn syncConn) error {
 		}
 	}
 	p := cfg.Process
+	if err := setPersonality(spec.Linux.Personality); err != nil {
+		return err
+	}
 	if err := prepareProcess(conn, p); err != nil {
 		return err
 	}
@@ -169,6 +172,9 @@ func prepareProcess(conn syncConn, p *specs.Process) error {
 			}
 			return invalidf("process.rlimits %s: %v", rl.Type, err)
 		}
+	}
+	if err := setIOPriority(p.IOPriority); err != nil {
+		return err
 	}
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))

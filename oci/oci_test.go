@@ -147,6 +147,13 @@ func TestBadInput(t *testing.T) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/proc/self/attr", Type: "tmpfs", Source: "tmpfs"})
 		}, errdefs.ErrInvalidArgument},
 		{"missing binary", func(s *specs.Spec) { s.Process.Args = []string{"/nope"} }, errdefs.ErrInvalidArgument},
+		{"personality flags", func(s *specs.Spec) {
+			s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux, Flags: []specs.LinuxPersonalityFlag{"x"}}
+		}, errdefs.ErrNotImplemented},
+		{"bad ioprio", func(s *specs.Spec) {
+			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 9}
+		}, errdefs.ErrInvalidArgument},
+		{"scheduler", func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: "SCHED_OTHER"} }, errdefs.ErrNotImplemented},
 		{"oom score", func(s *specs.Spec) { s.Process.OOMScoreAdj = &low }, errdefs.ErrPermissionDenied},
 		{"rlimit", func(s *specs.Spec) {
 			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1 << 40, Soft: 1024}}

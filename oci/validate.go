@@ -27,6 +27,9 @@ func validateSpec(s *specs.Spec) error {
 	if err := validateProcess(s.Process); err != nil {
 		return err
 	}
+	if err := validateUnsupported(s); err != nil {
+		return err
+	}
 	if s.Linux.MountLabel != "" {
 		return errdefs.InvalidArgument("linux.mountLabel: SELinux is not available on this kernel")
 	}
