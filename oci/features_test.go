@@ -21,18 +21,21 @@ func TestSeccomp(t *testing.T) {
 	eperm := uint(unix.EPERM)
 	enospc := uint(unix.ENOSPC)
 	tests := []struct {
-		name string
-		sc   specs.LinuxSyscall
-		want string
+		name  string
+		sc    specs.LinuxSyscall
+		want  string
+		privs bool // no_new_privs off: installed while we still hold CAP_SYS_ADMIN
 	}{
-		{"errno mkdir", specs.LinuxSyscall{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eperm}, "Operation not permitted"},
-		{"errnoRet", specs.LinuxSyscall{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &enospc}, "No space left"},
+		{"errno mkdir", specs.LinuxSyscall{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eperm}, "Operation not permitted", false},
+		{"errnoRet", specs.LinuxSyscall{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &enospc}, "No space left", false},
 		{"arg condition not matching", specs.LinuxSyscall{Names: []string{"mkdirat"}, Action: specs.ActErrno,
-			Args: []specs.LinuxSeccompArg{{Index: 2, Value: 0o700, Op: specs.OpEqualTo}}}, "made"},
+			Args: []specs.LinuxSeccompArg{{Index: 2, Value: 0o700, Op: specs.OpEqualTo}}}, "made", false},
+		{"without no_new_privs", specs.LinuxSyscall{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eperm}, "Operation not permitted", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := baseSpec(root, "sh", "-c", "mkdir /tmp/d 2>&1 && echo made")
+			spec.Process.NoNewPrivileges = !tc.privs
 			spec.Linux.Seccomp = &specs.LinuxSeccomp{
 				DefaultAction: specs.ActAllow,
 				Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86},

@@ -222,6 +222,14 @@ func lookExec(p *specs.Process) (string, []string, error) {
 // across setuid, seccomp last (it may forbid what came before).
 func finalize(p *specs.Process, cfg *initConfig, path string, env []string) error {
 	last := lastCap()
+	if !p.NoNewPrivileges {
+		// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
+		// which the user's capabilities usually lack: install it now, as
+		// runc does. The profile must then allow the few syscalls below.
+		if err := seccomp.Install(cfg.Seccomp, cfg.SeccompFlags); err != nil {
+			return err
+		}
+	}
 	if err := dropBounding(p.Capabilities, last); err != nil {
 		return err
 	}
@@ -252,8 +260,10 @@ func finalize(p *specs.Process, cfg *initConfig, path string, env []string) erro
 			return fmt.Errorf("set no_new_privs: %w", err)
 		}
 	}
-	if err := seccomp.Install(cfg.Seccomp, cfg.SeccompFlags); err != nil {
-		return err
+	if p.NoNewPrivileges {
+		if err := seccomp.Install(cfg.Seccomp, cfg.SeccompFlags); err != nil {
+			return err
+		}
 	}
 	if !hasEnv(env, "HOME") {
 		env = append(env, "HOME=/")
