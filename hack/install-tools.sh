@@ -26,7 +26,10 @@ apt_install() {
 
 # Debian's dynamic busybox (the static one's shell runs applets in-process),
 # iptables for the portmap/masquerade CNI plugins, iproute2 for tests.
-apt_install busybox iptables iproute2 
+apt_install busybox iptables iproute2
+# libseccomp-dev: oci/seccomp compiles profiles with libseccomp (cgo); runc: the
+# executor benchmark measures beside it.
+apt_install libseccomp-dev runc
 
 go_install /usr/local/bin crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
 for p in bridge loopback portmap host-local; do
