@@ -1,0 +1,121 @@
+// Command cri-server is the whole runtime in one binary: the CRI daemon
+// (serve), and the subcommands that the daemon re-executes or that operators
+// use. It parses flags and wires packages together; it holds no logic.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/server"
+	"github.com/cri-server/cri-server/version"
+)
+
+const usage = `usage: cri-server [command] [flags]
+
+commands:
+  serve     serve the CRI on the socket (the default)
+  config    print the effective configuration and exit
+  version   print the version and exit
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "%s %s\n", version.RuntimeName, version.Version)
+		return 0
+	case "serve", "config":
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "cri-server: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+
+	fs := flag.NewFlagSet("cri-server "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "configuration file (TOML)")
+	root := fs.String("root", "", "persistent root dir (overrides the file)")
+	state := fs.String("state", "", "volatile state dir (overrides the file)")
+	listen := fs.String("listen", "", "CRI unix socket path (overrides the file)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
+	driver := fs.String("cgroup-driver", "", "cgroupfs or systemd (overrides the file)")
+	cniConf := fs.String("cni-conf-dir", "", "CNI config dir (overrides the file)")
+	var cniBin stringList
+	fs.Var(&cniBin, "cni-bin-dir", "CNI plugin dir, repeatable (overrides the file)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cri-server %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		return 2
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, err := config.Load(*cfgPath, explicit)
+	if err != nil {
+		fmt.Fprintf(stderr, "cri-server: %v\n", err)
+		return 1
+	}
+	override(&cfg.Root, *root)
+	override(&cfg.State, *state)
+	override(&cfg.Listen, *listen)
+	override(&cfg.LogLevel, *logLevel)
+	override(&cfg.CgroupDriver, *driver)
+	override(&cfg.CNI.ConfDir, *cniConf)
+	if len(cniBin) > 0 {
+		cfg.CNI.BinDirs = cniBin
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "cri-server: flags: %v\n", err)
+		return 1
+	}
+	if cmd == "config" {
+		fmt.Fprint(stdout, cfg.TOML())
+		return 0
+	}
+
+	log := newLogger(stderr, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := server.Run(ctx, cfg, log); err != nil {
+		log.Error("cri-server failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func override(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // validated by config
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
+}

@@ -1,0 +1,184 @@
+// Package config owns cri-server's configuration: its defaults, the TOML file
+// that overrides them, validation, and printing the effective result. A
+// daemon with no file at all must run with these defaults.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where the daemon looks for its file when --config is unset.
+const DefaultPath = "/etc/cri-server/config.toml"
+
+// Config is the effective configuration. Field tags are the TOML keys.
+type Config struct {
+	// Root holds what survives a reboot: images, metadata.
+	Root string `toml:"root" json:"root"`
+	// State holds what must not: sockets, pinned namespaces, exit files.
+	State string `toml:"state" json:"state"`
+	// Listen is the CRI unix socket.
+	Listen string `toml:"listen" json:"listen"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level" json:"log_level"`
+	// CgroupDriver is cgroupfs or systemd, reported to the kubelet in
+	// RuntimeConfig so that it names cgroup parents the same way.
+	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver"`
+
+	CNI       CNI       `toml:"cni" json:"cni"`
+	Registry  Registry  `toml:"registry" json:"registry"`
+	Streaming Streaming `toml:"streaming" json:"streaming"`
+}
+
+// Streaming configures the HTTP server that serves exec, attach and
+// port-forward streams to the kubelet (or crictl).
+type Streaming struct {
+	// Address is host:port; port 0 picks a free one. Loopback by default:
+	// the kubelet proxies the streams, so nothing else needs to reach it.
+	Address string `toml:"address" json:"address"`
+	// TLSCertFile and TLSKeyFile, both or neither, serve HTTPS.
+	TLSCertFile string `toml:"tls_cert_file" json:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file" json:"tls_key_file"`
+}
+
+// CNI locates network configuration and plugins.
+type CNI struct {
+	ConfDir string   `toml:"conf_dir" json:"conf_dir"`
+	BinDirs []string `toml:"bin_dirs" json:"bin_dirs"`
+}
+
+// Registry holds per-registry settings for pulls.
+type Registry struct {
+	// Insecure registries are reached over plain HTTP (host or host:port).
+	Insecure []string `toml:"insecure" json:"insecure"`
+	// Mirrors maps a registry host to the endpoints tried before it.
+	Mirrors map[string]Mirror `toml:"mirrors" json:"mirrors"`
+}
+
+// Mirror is an ordered list of endpoints ("http://127.0.0.1:5000" or
+// "https://mirror.example").
+type Mirror struct {
+	Endpoints []string `toml:"endpoints" json:"endpoints"`
+}
+
+// Default returns the configuration used when no file exists.
+func Default() *Config {
+	return &Config{
+		Root:         "/var/lib/cri-server",
+		State:        "/run/cri-server",
+		Listen:       "/run/cri-server/cri-server.sock",
+		LogLevel:     "info",
+		CgroupDriver: "cgroupfs",
+		CNI: CNI{
+			ConfDir: "/etc/cni/net.d",
+			BinDirs: []string{"/opt/cni/bin"},
+		},
+		Registry:  Registry{Mirrors: map[string]Mirror{}},
+		Streaming: Streaming{Address: "127.0.0.1:0"},
+	}
+}
+
+// Load reads path over the defaults. A missing file is not an error when
+// mustExist is false (the default path); an explicit --config must exist.
+func Load(path string, mustExist bool) (*Config, error) {
+	c := Default()
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && !mustExist:
+		return c, c.Validate()
+	case err != nil:
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if err := c.decode(data, path); err != nil {
+		return nil, err
+	}
+	return c, c.Validate()
+}
+
+func (c *Config) decode(data []byte, path string) error {
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
+		}
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		keys := make([]string, len(un))
+		for i, k := range un {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if c.Registry.Mirrors == nil {
+		c.Registry.Mirrors = map[string]Mirror{}
+	}
+	return nil
+}
+
+// Validate checks every value and names the key of the first bad one.
+func (c *Config) Validate() error {
+	for _, p := range []struct{ key, val string }{
+		{"root", c.Root}, {"state", c.State}, {"listen", c.Listen}, {"cni.conf_dir", c.CNI.ConfDir},
+	} {
+		if !filepath.IsAbs(p.val) {
+			return fmt.Errorf("config key %s: %q is not an absolute path", p.key, p.val)
+		}
+	}
+	for _, d := range c.CNI.BinDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("config key cni.bin_dirs: %q is not an absolute path", d)
+		}
+	}
+	if len(c.CNI.BinDirs) == 0 {
+		return fmt.Errorf("config key cni.bin_dirs: at least one directory is needed")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		return fmt.Errorf("config key log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if !slices.Contains([]string{"cgroupfs", "systemd"}, c.CgroupDriver) {
+		return fmt.Errorf("config key cgroup_driver: %q is not cgroupfs or systemd", c.CgroupDriver)
+	}
+	for host, m := range c.Registry.Mirrors {
+		if host == "" || strings.ContainsAny(host, "/ ") {
+			return fmt.Errorf("config key registry.mirrors: %q is not a registry host", host)
+		}
+		for _, e := range m.Endpoints {
+			if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+				return fmt.Errorf("config key registry.mirrors.%q.endpoints: %q needs http:// or https://", host, e)
+			}
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Streaming.Address); err != nil {
+		return fmt.Errorf("config key streaming.address: %q is not host:port", c.Streaming.Address)
+	}
+	if (c.Streaming.TLSCertFile == "") != (c.Streaming.TLSKeyFile == "") {
+		return fmt.Errorf("config key streaming.tls_cert_file: needs streaming.tls_key_file too, and the other way round")
+	}
+	for _, h := range c.Registry.Insecure {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			return fmt.Errorf("config key registry.insecure: %q is not a host or host:port", h)
+		}
+	}
+	return nil
+}
+
+// TOML renders the effective configuration in the file's own format.
+func (c *Config) TOML() string {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(c); err != nil {
+		return fmt.Sprintf("# cannot encode: %v\n", err)
+	}
+	return b.String()
+}

@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Reason the kubelet shows for NetworkReady=false, named like the peers'.
+const reasonNetworkNotReady = "NetworkPluginNotReady"
+
+// Status reports RuntimeReady and NetworkReady. The kubelet marks the node
+// NotReady while either is false and prints reason and message, so the
+// message must say what an operator has to fix.
+func (s *Server) Status(ctx context.Context, r *runtime.StatusRequest) (*runtime.StatusResponse, error) {
+	runtimeReady := &runtime.RuntimeCondition{Type: runtime.RuntimeReady, Status: true}
+	networkReady := &runtime.RuntimeCondition{Type: runtime.NetworkReady, Status: true}
+	if err := s.cni.Status(); err != nil {
+		networkReady.Status = false
+		networkReady.Reason = reasonNetworkNotReady
+		networkReady.Message = "cni config uninitialized: " + err.Error()
+	}
+	resp := &runtime.StatusResponse{
+		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeReady, networkReady}},
+		RuntimeHandlers: []*runtime.RuntimeHandler{{
+			Name: "", // the default handler
+			Features: &runtime.RuntimeHandlerFeatures{
+				// Promised only once the containers and security issues
+				// implement them: the kubelet refuses pods that rely on a
+				// feature the handler does not claim.
+				RecursiveReadOnlyMounts: false,
+				UserNamespaces:          false,
+			},
+		}},
+		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: false},
+	}
+	if r.GetVerbose() {
+		cfg, err := json.Marshal(s.cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		podCIDR := s.podCIDR
+		s.mu.Unlock()
+		resp.Info = map[string]string{
+			"config":  string(cfg),
+			"podCIDR": podCIDR,
+		}
+	}
+	return resp, nil
+}

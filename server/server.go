@@ -1,0 +1,53 @@
+// Package server owns cri-server's two gRPC services, the CRI
+// RuntimeService and ImageService. Each RPC lives in its own file and only
+// validates, orchestrates and reports; the packages below do the work. The
+// one instrumented boundary (instrument.go) logs every call and maps errors
+// to gRPC codes.
+//
+// RPCs that no issue has implemented yet fall through to the generated
+// Unimplemented* servers, which answer codes.Unimplemented naming the method.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"k8s.io/cri-streaming/pkg/streaming"
+
+	"github.com/cri-server/cri-server/cni"
+	"github.com/cri-server/cri-server/config"
+)
+
+// Server implements runtime.RuntimeServiceServer and
+// runtime.ImageServiceServer.
+type Server struct {
+	runtime.UnimplementedRuntimeServiceServer
+	runtime.UnimplementedImageServiceServer
+
+	cfg *config.Config
+	log *slog.Logger
+	cni *cni.Manager
+
+	// Streaming: exec, attach and port-forward sessions.
+	stream   streaming.Server
+	streamer Streamer // nil until containers are wired
+	podNetNS PodNetNS // nil until pods are wired
+
+	mu      sync.Mutex
+	podCIDR string // from UpdateRuntimeConfig
+}
+
+// New builds the services from the effective configuration.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	return &Server{
+		cfg: cfg,
+		log: log,
+		cni: cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
+	}, nil
+}
+
+// Close releases what New acquired.
+func (s *Server) Close() error { return nil }

@@ -1,0 +1,102 @@
+package store
+
+import (
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/cri-server/cri-server/errdefs"
+)
+
+type rec struct {
+	ID   string
+	Name string
+}
+
+func TestPutGetListDelete(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Put(BucketPods, "b", rec{"b", "two"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Put(BucketPods, "a", rec{"a", "one"}); err != nil {
+		t.Fatal(err)
+	}
+	var r rec
+	if err := db.Get(BucketPods, "a", &r); err != nil || r.Name != "one" {
+		t.Fatalf("get: %+v %v", r, err)
+	}
+	if err := db.Get(BucketPods, "zz", &r); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if err := db.Get("nobucket", "a", &r); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("missing bucket: %v", err)
+	}
+	db.Close()
+
+	// Records survive a reopen, in key order.
+	db, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	all, err := List[rec](db, BucketPods)
+	if err != nil || len(all) != 2 || all[0].ID != "a" || all[1].ID != "b" {
+		t.Fatalf("list after reopen: %v %v", all, err)
+	}
+	if err := db.Delete(BucketPods, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Delete(BucketPods, "a"); err != nil {
+		t.Fatalf("second delete must be a no-op: %v", err)
+	}
+	if all, _ := List[rec](db, BucketPods); len(all) != 1 {
+		t.Fatalf("after delete: %v", all)
+	}
+}
+
+func TestRegistrarRace(t *testing.T) {
+	r := NewRegistrar()
+	var wg sync.WaitGroup
+	wins := make(chan string, 16)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			if r.Reserve("pod_ns_1", id) == nil {
+				wins <- id
+			}
+		}(NewID())
+	}
+	wg.Wait()
+	close(wins)
+	var winners []string
+	for w := range wins {
+		winners = append(winners, w)
+	}
+	if len(winners) != 1 {
+		t.Fatalf("%d winners for one name", len(winners))
+	}
+	err := r.Reserve("pod_ns_1", "other")
+	if !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("second reserve: %v", err)
+	}
+	if r.Reserve("pod_ns_1", winners[0]) != nil {
+		t.Fatal("re-reserve by holder must succeed")
+	}
+	r.Release("pod_ns_1")
+	if r.Reserve("pod_ns_1", "other") != nil {
+		t.Fatal("released name not free")
+	}
+}
+
+func TestNewID(t *testing.T) {
+	a, b := NewID(), NewID()
+	if len(a) != 64 || a == b {
+		t.Fatalf("ids %q %q", a, b)
+	}
+}
