@@ -12,6 +12,7 @@
 #   CRITEST_TIMEOUT     whole-suite timeout (40m)
 #   CRITEST_VERBOSE=1   also stream critest's output (it always goes to critest.log)
 #   SKIP_IMAGES=1       do not start the registry / push the test images first
+#   CRITEST_EXCLUDE     spec list to skip (test/e2e/critest-excluded.txt; "" for none)
 #
 # The server must resolve registry.k8s.io, gcr.io and k8s.gcr.io through the
 # local registry ($REGISTRY_ADDR): see test/e2e for the config. critest's
@@ -38,12 +39,18 @@ mkdir -p "$DIR"
 rm -f "$DIR/junit.xml"
 args=(
   -runtime-endpoint "unix://$SOCK" -image-endpoint "unix://$SOCK"
-  -parallel "$PARALLEL"
   -ginkgo.junit-report "$DIR/junit.xml"
   -ginkgo.timeout "$TIMEOUT"
   -ginkgo.no-color -ginkgo.v
   "$@"
 )
+EXCLUDE=${CRITEST_EXCLUDE-$REPO_ROOT/test/e2e/critest-excluded.txt}
+if [[ -n $EXCLUDE ]]; then
+  skip=$(go run ./test/e2e/cmd/critest-summary -skip "$EXCLUDE")
+  [[ -z $skip ]] || args+=(-ginkgo.skip "$skip")
+fi
+# Only when asked: ginkgo rejects a -parallel flag it sees as go test's own.
+((PARALLEL > 1)) && args=(-parallel "$PARALLEL" "${args[@]}")
 log "critest ${args[*]} (log: $DIR/critest.log)"
 # critest runs from its report dir: specs write scratch files in the cwd.
 if [[ ${CRITEST_VERBOSE:-0} == 1 ]]; then

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -132,6 +133,12 @@ func ParseJUnit(r io.Reader) (Summary, error) {
 			if res.Status == "" {
 				res.Status = "passed"
 			}
+			// Suite-level nodes ([BeforeSuite], [ReportAfterSuite]...) are
+			// not specs: they count only when they fail, since then every
+			// spec after them is void.
+			if !strings.HasPrefix(c.Name, "[It] ") && !res.Failed() {
+				continue
+			}
 			res.Message, _, _ = strings.Cut(strings.TrimSpace(res.Message), "\n")
 			s.Results = append(s.Results, res)
 		}
@@ -150,6 +157,17 @@ func ParseJUnitFile(path string) (Summary, error) {
 	}
 	defer f.Close()
 	return ParseJUnit(f)
+}
+
+// SkipRegexp is a ginkgo -skip expression matching exactly the named specs.
+// Ginkgo matches a spec's text; its JUnit name adds " [Serial]" for serial
+// specs, which the text lacks.
+func SkipRegexp(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = regexp.QuoteMeta(strings.TrimSuffix(n, " [Serial]"))
+	}
+	return "(" + strings.Join(quoted, "|") + ")$"
 }
 
 // ReadSpecList reads a list of spec names: one per line; blank lines and
