@@ -50,6 +50,10 @@ if [[ ! -x $TOOLS_BIN/registry-disk || $REPO_ROOT/hack/tools/registry/main.go -n
   (cd "$REPO_ROOT/hack/tools/registry" && CGO_ENABLED=0 go build -o "$TOOLS_BIN/registry-disk" .)
 fi
 
+# critest -parallel N (N>1) re-runs itself under the ginkgo CLI; pinned to
+# the ginkgo that cri-tools v1.37.0 uses.
+go_install "$TOOLS_BIN" ginkgo github.com/onsi/ginkgo/v2/ginkgo v2.32.1
+
 # critest is a test binary; hack/tools/critest/go.mod pins cri-tools.
 if [[ ! -x $TOOLS_BIN/critest || ! -f $(stamp critest "$CRITOOLS_VERSION") ]]; then
   log "building critest $CRITOOLS_VERSION"
