@@ -43,8 +43,13 @@ func TestLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	go sleeper.Wait() //nolint:errcheck // reaped when leftovers() kills it
-	// A cgroup named after one of our ids (a v1 hierarchy, ours alone).
-	cg := "/sys/fs/cgroup/pids/crilk-" + id
+	// A cgroup named after one of our ids: in the v1 pids hierarchy on a
+	// hybrid machine like this one, else at the v2 root.
+	cgRoot := "/sys/fs/cgroup/pids"
+	if _, err := os.Stat(cgRoot); err != nil {
+		cgRoot = "/sys/fs/cgroup"
+	}
+	cg := filepath.Join(cgRoot, "crilk-"+id)
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +60,7 @@ func TestLeftovers(t *testing.T) {
 	run("ip", "link", "add", "vlk"+id[:8], "type", "veth", "peer", "name", "vlp"+id[:8])
 	run("ip", "link", "set", "vlk"+id[:8], "master", bridge)
 	// Not ours: a cgroup with an unknown id must be neither reported nor removed.
-	other := "/sys/fs/cgroup/pids/crilk-" + randHex(16)
+	other := filepath.Join(cgRoot, "crilk-"+randHex(16))
 	if err := os.Mkdir(other, 0o755); err != nil {
 		t.Fatal(err)
 	}

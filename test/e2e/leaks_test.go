@@ -211,6 +211,14 @@ func leftovers(t *testing.T, before machine, o owner, bin string) []string {
 		_ = os.Remove(cgs[i])
 	}
 
+	// libcni's result cache (unless the server moved it) names files after
+	// the network: a file left there is a CNI ADD without its DEL.
+	cached, _ := filepath.Glob("/var/lib/cni/results/" + o.net + "-*")
+	for _, f := range cached {
+		found = append(found, "CNI result cache "+f)
+		_ = os.Remove(f)
+	}
+
 	if out, err := exec.Command("iptables-save").Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
 			if strings.Contains(line, `"`+o.net+`"`) || strings.Contains(line, o.bridge) {
