@@ -37,6 +37,13 @@ type Config struct {
 	CNI       CNI       `toml:"cni" json:"cni"`
 	Registry  Registry  `toml:"registry" json:"registry"`
 	Streaming Streaming `toml:"streaming" json:"streaming"`
+	Metrics   Metrics   `toml:"metrics" json:"metrics"`
+}
+
+// Metrics configures the Prometheus endpoint (/metrics).
+type Metrics struct {
+	// Address is host:port to serve on; "" turns the endpoint off.
+	Address string `toml:"address" json:"address"`
 }
 
 // Streaming configures the HTTP server that serves exec, attach and
@@ -84,6 +91,7 @@ func Default() *Config {
 		},
 		Registry:  Registry{Mirrors: map[string]Mirror{}},
 		Streaming: Streaming{Address: "127.0.0.1:0"},
+		Metrics:   Metrics{Address: "127.0.0.1:9191"},
 	}
 }
 
@@ -162,6 +170,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Streaming.Address); err != nil {
 		return fmt.Errorf("config key streaming.address: %q is not host:port", c.Streaming.Address)
+	}
+	if a := c.Metrics.Address; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("config key metrics.address: %q is not host:port", a)
+		}
 	}
 	if (c.Streaming.TLSCertFile == "") != (c.Streaming.TLSKeyFile == "") {
 		return fmt.Errorf("config key streaming.tls_cert_file: needs streaming.tls_key_file too, and the other way round")

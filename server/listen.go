@@ -106,6 +106,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopStreaming()
+	stopMetrics, err := srv.startMetrics(cfg.Metrics.Address)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	lis, err := Listen(cfg.Listen)
 	if err != nil {
 		return err

@@ -36,6 +36,9 @@ type Server struct {
 	streamer Streamer // nil until containers are wired
 	podNetNS PodNetNS // nil until pods are wired
 
+	metrics     *metrics
+	metricsAddr string // bound address, for tests
+
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
 }
@@ -43,9 +46,10 @@ type Server struct {
 // New builds the services from the effective configuration.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
 	return &Server{
-		cfg: cfg,
-		log: log,
-		cni: cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
+		cfg:     cfg,
+		log:     log,
+		cni:     cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
+		metrics: newMetrics(),
 	}, nil
 }
 
