@@ -193,4 +193,3 @@ func (s *Service) writeBlob(digest string, data []byte) error {
 	}
 	return nil
 }
-

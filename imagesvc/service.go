@@ -66,12 +66,12 @@ type Service struct {
 	ctx    context.Context // pulls run on it so one caller's cancel cannot fail another's
 	cancel context.CancelFunc
 
-	gcMu sync.RWMutex // held exclusively while GC deletes, shared while pulls lease
-	mu   sync.Mutex
-	imgs map[string]*record   // image id -> record
-	cfgs map[string]*ocispec.Image // image id -> parsed config
-	rfs  map[string]*rootfsRecord // container id -> rootfs
-	lease map[string]int        // blob digests and chain ids a pull is writing
+	gcMu  sync.RWMutex // held exclusively while GC deletes, shared while pulls lease
+	mu    sync.Mutex
+	imgs  map[string]*record        // image id -> record
+	cfgs  map[string]*ocispec.Image // image id -> parsed config
+	rfs   map[string]*rootfsRecord  // container id -> rootfs
+	lease map[string]int            // blob digests and chain ids a pull is writing
 }
 
 const bucketRootfs = "rootfs"

@@ -11,12 +11,14 @@ package server
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/cni"
 	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/imagesvc"
 )
 
 // Server implements runtime.RuntimeServiceServer and
@@ -29,18 +31,26 @@ type Server struct {
 	log *slog.Logger
 	cni *cni.Manager
 
+	images *imagesvc.Service
+
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
 }
 
 // New builds the services from the effective configuration.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	images, err := imagesvc.New(imagesvc.Options{Root: filepath.Join(cfg.Root, "images"),
+		State: filepath.Join(cfg.State, "images"), Registry: cfg.Registry, Log: log})
+	if err != nil {
+		return nil, err
+	}
 	return &Server{
-		cfg: cfg,
-		log: log,
-		cni: cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
+		cfg:    cfg,
+		log:    log,
+		cni:    cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
+		images: images,
 	}, nil
 }
 
 // Close releases what New acquired.
-func (s *Server) Close() error { return nil }
+func (s *Server) Close() error { return s.images.Close() }
