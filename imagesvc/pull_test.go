@@ -37,6 +37,7 @@ type testRegistry struct {
 	blobGets   atomic.Int64
 	corrupt    atomic.Bool
 	stall      atomic.Bool
+	trickle    atomic.Bool // blobs sent in 512-byte pieces 100 ms apart
 }
 
 func newRegistry(t *testing.T, user, pass string) *testRegistry {
@@ -57,6 +58,20 @@ func newRegistry(t *testing.T, user, pass string) *testRegistry {
 				w.WriteHeader(200)
 				w.(http.Flusher).Flush()
 				<-r.Context().Done()
+				return
+			}
+			if tr.trickle.Load() {
+				rec := httptest.NewRecorder()
+				reg.ServeHTTP(rec, r)
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(rec.Code)
+				for b := rec.Body.Bytes(); len(b) > 0; b = b[min(512, len(b)):] {
+					w.Write(b[:min(512, len(b))])
+					w.(http.Flusher).Flush()
+					time.Sleep(100 * time.Millisecond)
+				}
 				return
 			}
 			if tr.corrupt.Load() {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/cri-server/cri-server/errdefs"
 )
 
@@ -40,4 +42,8 @@ func TestParseReference(t *testing.T) {
 			}
 		})
 	}
+}
+
+func ociPlatform(os, arch string) ocispec.Platform {
+	return ocispec.Platform{OS: os, Architecture: arch}
 }
