@@ -290,7 +290,7 @@ func TestMirrorsTriedInOrderWithTheirOwnCredentials(t *testing.T) {
 	s := newService(t, Options{
 		Registry: config.Registry{Mirrors: map[string]config.Mirror{upstream.host: {Endpoints: []string{
 			dead.URL, "http://" + mirror.host}}}},
-		MirrorAuth: map[string]Auth{mirror.host: {Username: "mirror-user", Password: "mirror-pass"}},
+		Auths: map[string]Auth{mirror.host: {Username: "mirror-user", Password: "mirror-pass"}},
 	})
 	// The kubelet's credentials are for upstream; the mirror gets its own.
 	img, err := s.Pull(context.Background(), upstream.host+"/lib/app:1", Auth{Username: "kubelet", Password: "x"})

@@ -61,7 +61,10 @@ func (s *Service) endpoints(n Reference, upstream Auth) ([]endpoint, error) {
 		if err != nil || u.Host == "" {
 			return nil, errdefs.InvalidArgument("mirror endpoint %q is not a URL", e)
 		}
-		eps = append(eps, endpoint{host: u.Host, insecure: u.Scheme == "http", auth: s.opts.MirrorAuth[u.Host], mirror: true})
+		eps = append(eps, endpoint{host: u.Host, insecure: u.Scheme == "http", auth: s.opts.Auths[u.Host], mirror: true})
+	}
+	if upstream == (Auth{}) {
+		upstream = s.opts.Auths[n.Registry]
 	}
 	eps = append(eps, endpoint{host: n.Registry, insecure: s.plainHTTP(n.Registry), auth: upstream})
 	return eps, nil

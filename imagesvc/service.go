@@ -44,10 +44,11 @@ type Options struct {
 	State string
 	// Registry holds mirrors and insecure registries.
 	Registry config.Registry
-	// MirrorAuth holds credentials per mirror host ("host[:port]"): the
-	// kubelet's credentials are for the upstream and are never sent to a
-	// mirror (containerd issue 10540).
-	MirrorAuth map[string]Auth
+	// Auths holds credentials per host ("host[:port]") for mirrors, and for
+	// registries when the kubelet sends none. The kubelet's credentials are
+	// for the image's registry and are never sent to a mirror (containerd
+	// issue 10540).
+	Auths map[string]Auth
 	// StallTimeout cancels a pull whose pending read received nothing for
 	// this long. Zero means one minute.
 	StallTimeout time.Duration

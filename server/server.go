@@ -39,8 +39,12 @@ type Server struct {
 
 // New builds the services from the effective configuration.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	auths := map[string]imagesvc.Auth{}
+	for host, a := range cfg.Registry.Auths {
+		auths[host] = imagesvc.Auth{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken}
+	}
 	images, err := imagesvc.New(imagesvc.Options{Root: filepath.Join(cfg.Root, "images"),
-		State: filepath.Join(cfg.State, "images"), Registry: cfg.Registry, Log: log})
+		State: filepath.Join(cfg.State, "images"), Registry: cfg.Registry, Auths: auths, Log: log})
 	if err != nil {
 		return nil, err
 	}
