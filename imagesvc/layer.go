@@ -28,7 +28,7 @@ import (
 // diff id all match.
 func (s *Service) fetchLayer(ctx context.Context, img v1.Image, d v1.Descriptor, lr layerRecord) error {
 	snap := s.snapshotPath(lr.ChainID)
-	if exists(snap) && exists(s.blobPath(lr.Digest)) {
+	if exists(snap) && (!s.opts.KeepLayerBlobs || exists(s.blobPath(lr.Digest))) {
 		return nil
 	}
 	layer, err := img.LayerByDigest(d.Digest)
@@ -51,11 +51,16 @@ func (s *Service) fetchLayer(ctx context.Context, img v1.Image, d v1.Descriptor,
 
 // ingestLayer is fetchLayer after the request: r is the compressed stream.
 func (s *Service) ingestLayer(r io.Reader, lr layerRecord) error {
-	tmpBlob, err := os.CreateTemp(filepath.Join(s.opts.Root, "ingest"), "blob-")
-	if err != nil {
-		return fmt.Errorf("create ingest file: %w", err)
+	sink := io.Discard
+	var tmpBlob *os.File
+	if s.opts.KeepLayerBlobs {
+		f, err := os.CreateTemp(filepath.Join(s.opts.Root, "ingest"), "blob-")
+		if err != nil {
+			return fmt.Errorf("create ingest file: %w", err)
+		}
+		defer func() { f.Close(); os.Remove(f.Name()) }()
+		tmpBlob, sink = f, f
 	}
-	defer func() { tmpBlob.Close(); os.Remove(tmpBlob.Name()) }()
 	tmpSnap := filepath.Join(s.opts.Root, "snapshots", ".tmp-"+randHex())
 	if err := os.MkdirAll(filepath.Join(tmpSnap, "fs"), 0o755); err != nil {
 		return fmt.Errorf("create snapshot: %w", err)
@@ -63,7 +68,7 @@ func (s *Service) ingestLayer(r io.Reader, lr layerRecord) error {
 	defer os.RemoveAll(tmpSnap) // a no-op once renamed
 
 	blobHash, diffHash := sha256.New(), sha256.New()
-	bw := bufio.NewWriterSize(tmpBlob, 1<<20)
+	bw := bufio.NewWriterSize(sink, 1<<20)
 	cnt := &counter{}
 	tee := io.TeeReader(r, io.MultiWriter(bw, blobHash, cnt))
 	pr, pw := io.Pipe()
@@ -97,8 +102,10 @@ func (s *Service) ingestLayer(r io.Reader, lr layerRecord) error {
 			return fmt.Errorf("commit snapshot: %w", err)
 		}
 	}
-	if err := os.Rename(tmpBlob.Name(), s.blobPath(lr.Digest)); err != nil {
-		return fmt.Errorf("commit blob: %w", err)
+	if tmpBlob != nil {
+		if err := os.Rename(tmpBlob.Name(), s.blobPath(lr.Digest)); err != nil {
+			return fmt.Errorf("commit blob: %w", err)
+		}
 	}
 	return nil
 }

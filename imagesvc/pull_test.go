@@ -149,7 +149,7 @@ func TestPullWithBasicAuth(t *testing.T) {
 	reg := newRegistry(t, "alice", "s3cret")
 	want := reg.push(t, "team/app:v1", 3)
 	wantID, _ := want.ConfigName()
-	s := newService(t, Options{})
+	s := newService(t, Options{KeepLayerBlobs: true})
 	ref := reg.host + "/team/app:v1"
 
 	_, err := s.Pull(context.Background(), ref, Auth{Username: "alice", Password: "wrong"})
@@ -171,6 +171,9 @@ func TestPullWithBasicAuth(t *testing.T) {
 	}
 	if u := s.ImageFsUsage(); u.Bytes == 0 || u.Inodes == 0 {
 		t.Errorf("image fs usage %+v", u)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(s.opts.Root, "blobs", "sha256")); len(ents) != 5 {
+		t.Errorf("kept %d blobs; want manifest, config and 3 layers", len(ents))
 	}
 
 	// A rootfs keeps the snapshots after the image is gone.

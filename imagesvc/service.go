@@ -7,7 +7,7 @@
 // On disk, under Options.Root:
 //
 //	index.db              image records and container rootfs records (bbolt)
-//	blobs/sha256/<hex>    manifests, configs and layer blobs, verified
+//	blobs/sha256/<hex>    manifests, configs (and layer blobs if kept), verified
 //	snapshots/<chain>/fs  one layer's unpacked diff, keyed by its chain id
 //	ingest/, snapshots/.tmp-*  work in progress; removed on start
 //	containers/<id>/{upper,work}  container writable layers
@@ -52,6 +52,12 @@ type Options struct {
 	// StallTimeout cancels a pull whose pending read received nothing for
 	// this long. Zero means one minute.
 	StallTimeout time.Duration
+	// KeepLayerBlobs keeps each layer's compressed blob after unpacking it.
+	// Off by default, like containerd's discard_unpacked_layers and CRI-O:
+	// the kubelet only runs images, and writing every layer twice halves
+	// pull throughput on a disk-bound node. Digests and sizes are verified
+	// either way; manifests and configs are always kept.
+	KeepLayerBlobs bool
 	// Platform is picked from image indexes; zero means this node's.
 	Platform ocispec.Platform
 	Log      *slog.Logger
