@@ -33,7 +33,10 @@ func (s *Service) Pull(ctx context.Context, ref string, auth Auth) (*Image, erro
 	if err != nil {
 		return nil, err
 	}
-	ch := s.flight.DoChan(n.String(), func() (any, error) { return s.pull(n, auth) })
+	// Callers with other credentials do not share a pull: one caller's
+	// wrong password must not fail another's pull.
+	key := n.String() + "\x00" + digestOf([]byte(auth.Username+"\x00"+auth.Password+"\x00"+auth.Auth+"\x00"+auth.IdentityToken+"\x00"+auth.RegistryToken))
+	ch := s.flight.DoChan(key, func() (any, error) { return s.pull(n, auth) })
 	select {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("pull image %s: %w", n, ctx.Err())
@@ -210,6 +213,7 @@ func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log inter
 			return nil, err
 		}
 	}
+	// Durable before visible: a crash before the commit leaves only garbage.
 	if err := syncfsPath(s.blobPath(rec.ID)); err != nil {
 		return nil, err
 	}

@@ -331,8 +331,12 @@ func (u *unpacker) dir(rel string, create bool) (int, error) {
 	} else if err != nil {
 		return -1, u.refuse(rel, err)
 	}
-	if len(u.dirs) > 4096 {
-		u.forget("")
+	if len(u.dirs) > 4096 { // bound open fds; the root stays
+		for k, fd := range u.dirs {
+			if k != "" {
+				unix.Close(fd)
+			}
+		}
 		u.dirs = map[string]int{"": u.root}
 	}
 	u.dirs[rel] = fd

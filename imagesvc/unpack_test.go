@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -174,5 +175,26 @@ func TestWhiteoutsHideLowerFiles(t *testing.T) {
 	}
 	if _, err := os.Stat("/tmp/inside"); err == nil {
 		t.Errorf("write went through the lower layer's symlink")
+	}
+}
+
+// More directories than the fd cache holds: the root fd must survive the
+// cache being flushed.
+func TestUnpackManyDirs(t *testing.T) {
+	requireRoot(t)
+	var ents []ent
+	for i := 0; i < 4200; i++ {
+		ents = append(ents, ent{name: "d" + strconv.Itoa(i) + "/f", body: "x"})
+	}
+	snap := t.TempDir()
+	u, err := unpack(mkTar(t, ents...), snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Inodes != 4200 || u.Bytes != 4200 {
+		t.Fatalf("usage %+v", u)
+	}
+	if _, err := os.Stat(filepath.Join(snap, "d4199", "f")); err != nil {
+		t.Fatal(err)
 	}
 }
