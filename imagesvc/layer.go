@@ -26,12 +26,16 @@ import (
 // goroutine decompresses it and the tar is unpacked into a fresh snapshot.
 // Nothing becomes visible unless the blob's digest and size and the tar's
 // diff id all match.
-func (s *Service) fetchLayer(ctx context.Context, img v1.Image, d v1.Descriptor, lr layerRecord) error {
+func (s *Service) fetchLayer(ctx context.Context, img v1.Image, lr layerRecord) error {
 	snap := s.snapshotPath(lr.ChainID)
 	if exists(snap) && (!s.opts.KeepLayerBlobs || exists(s.blobPath(lr.Digest))) {
 		return nil
 	}
-	layer, err := img.LayerByDigest(d.Digest)
+	h, err := v1.NewHash(lr.Digest)
+	if err != nil {
+		return errdefs.InvalidArgument("layer digest %q: %v", lr.Digest, err)
+	}
+	layer, err := img.LayerByDigest(h)
 	if err != nil {
 		return fmt.Errorf("find layer: %w", err)
 	}

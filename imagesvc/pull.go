@@ -113,95 +113,30 @@ func (s *Service) remoteOptions(ctx context.Context, ep endpoint) []remote.Optio
 		remote.WithJobs(1)}
 }
 
+// fetch pulls n from ep: manifest and config, then the layers in parallel,
+// then one syncfs, then the record.
 func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log interface{ Debug(string, ...any) }) (*Image, error) {
-	var nopts []name.Option
-	if ep.insecure {
-		nopts = append(nopts, name.Insecure)
-	}
-	repo, err := name.NewRepository(ep.host+"/"+n.Repository, nopts...)
+	img, rec, blobs, err := s.resolveImage(ctx, ep, n)
 	if err != nil {
-		return nil, errdefs.InvalidArgument("repository %s/%s: %v", ep.host, n.Repository, err)
-	}
-	var r name.Reference = repo.Tag(n.Tag)
-	if n.Digest != "" {
-		r = repo.Digest(n.Digest)
-	}
-	ropts := s.remoteOptions(ctx, ep)
-	desc, err := remote.Get(r, ropts...)
-	if err != nil {
-		return nil, fmt.Errorf("get manifest: %w", err)
-	}
-	if n.Digest != "" && desc.Digest.String() != n.Digest {
-		return nil, errdefs.FailedPrecondition("manifest digest %s, want %s", desc.Digest, n.Digest)
-	}
-	if desc.MediaType == types.DockerManifestSchema1 || desc.MediaType == types.DockerManifestSchema1Signed {
-		return nil, errdefs.FailedPrecondition("%s is a Docker schema 1 manifest, which is deprecated and not supported; push it again with a current client", n)
-	}
-	rec := &record{RepoDigests: []string{n.Name() + "@" + desc.Digest.String()}}
-	if t := n.TagRef(); t != "" {
-		rec.RepoTags = []string{t}
-	}
-	blobs := map[string][]byte{}
-	if desc.MediaType.IsIndex() {
-		rec.IndexDigests = []string{desc.Digest.String()}
-		blobs[desc.Digest.String()] = desc.Manifest
-	} else if !desc.MediaType.IsImage() {
-		return nil, errdefs.FailedPrecondition("%s has media type %q, not an image manifest or index", n, desc.MediaType)
-	}
-	img, err := desc.Image()
-	if err != nil {
-		return nil, fmt.Errorf("select platform %s/%s: %w", s.opts.Platform.OS, s.opts.Platform.Architecture, err)
-	}
-	raw, err := img.RawManifest()
-	if err != nil {
-		return nil, fmt.Errorf("read manifest: %w", err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return nil, fmt.Errorf("decode manifest: %w", err)
-	}
-	rec.ManifestDigest = digestOf(raw)
-	blobs[rec.ManifestDigest] = raw
-	cfgRaw, err := img.RawConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("get image config: %w", err)
-	}
-	if d := digestOf(cfgRaw); d != m.Config.Digest.String() || int64(len(cfgRaw)) != m.Config.Size {
-		return nil, errdefs.FailedPrecondition("image config has digest %s size %d, manifest says %s size %d", d, len(cfgRaw), m.Config.Digest, m.Config.Size)
-	}
-	rec.ID = m.Config.Digest.String()
-	blobs[rec.ID] = cfgRaw
-	var cfg ocispec.Image
-	if err := json.Unmarshal(cfgRaw, &cfg); err != nil {
-		return nil, errdefs.FailedPrecondition("decode image config: %v", err)
-	}
-	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, errdefs.FailedPrecondition("image config has %d diff ids for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
+		return nil, err
 	}
 	keys := []string{rec.ID, rec.ManifestDigest}
 	keys = append(keys, rec.IndexDigests...)
-	chain := ""
-	for i, l := range m.Layers {
-		diff := cfg.RootFS.DiffIDs[i].String()
-		chain = chainID(chain, diff)
-		rec.Layers = append(rec.Layers, layerRecord{Digest: l.Digest.String(), DiffID: diff, ChainID: chain, Size: l.Size, MediaType: string(l.MediaType)})
-		rec.Size += l.Size
-		keys = append(keys, l.Digest.String(), chain)
+	for _, l := range rec.Layers {
+		keys = append(keys, l.Digest, l.ChainID)
 	}
-	rec.Size += m.Config.Size
 	release := s.leaseKeys(keys...)
 	defer release()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelLayers)
-	for i, l := range m.Layers {
-		lr := rec.Layers[i]
+	for _, lr := range rec.Layers {
 		g.Go(func() error {
 			start := time.Now()
-			if err := s.fetchLayer(gctx, img, l, lr); err != nil {
-				return fmt.Errorf("layer %s: %w", l.Digest, err)
+			if err := s.fetchLayer(gctx, img, lr); err != nil {
+				return fmt.Errorf("layer %s: %w", lr.Digest, err)
 			}
-			log.Debug("layer ready", "layer", l.Digest.String(), "bytes", l.Size, "duration", time.Since(start))
+			log.Debug("layer ready", "layer", lr.Digest, "bytes", lr.Size, "duration", time.Since(start))
 			return nil
 		})
 	}
@@ -218,6 +153,85 @@ func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log inter
 		return nil, err
 	}
 	return s.commit(n, rec)
+}
+
+// resolveImage fetches and checks the manifest (picking this node's platform
+// from an index) and the config, and returns the record to be, with the
+// small blobs to store.
+func (s *Service) resolveImage(ctx context.Context, ep endpoint, n Reference) (v1.Image, *record, map[string][]byte, error) {
+	var nopts []name.Option
+	if ep.insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	repo, err := name.NewRepository(ep.host+"/"+n.Repository, nopts...)
+	if err != nil {
+		return nil, nil, nil, errdefs.InvalidArgument("repository %s/%s: %v", ep.host, n.Repository, err)
+	}
+	var r name.Reference = repo.Tag(n.Tag)
+	if n.Digest != "" {
+		r = repo.Digest(n.Digest)
+	}
+	ropts := s.remoteOptions(ctx, ep)
+	desc, err := remote.Get(r, ropts...)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("get manifest: %w", err)
+	}
+	if n.Digest != "" && desc.Digest.String() != n.Digest {
+		return nil, nil, nil, errdefs.FailedPrecondition("manifest digest %s, want %s", desc.Digest, n.Digest)
+	}
+	if desc.MediaType == types.DockerManifestSchema1 || desc.MediaType == types.DockerManifestSchema1Signed {
+		return nil, nil, nil, errdefs.FailedPrecondition("%s is a Docker schema 1 manifest, which is deprecated and not supported; push it again with a current client", n)
+	}
+	rec := &record{RepoDigests: []string{n.Name() + "@" + desc.Digest.String()}}
+	if t := n.TagRef(); t != "" {
+		rec.RepoTags = []string{t}
+	}
+	blobs := map[string][]byte{}
+	if desc.MediaType.IsIndex() {
+		rec.IndexDigests = []string{desc.Digest.String()}
+		blobs[desc.Digest.String()] = desc.Manifest
+	} else if !desc.MediaType.IsImage() {
+		return nil, nil, nil, errdefs.FailedPrecondition("%s has media type %q, not an image manifest or index", n, desc.MediaType)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("select platform %s/%s: %w", s.opts.Platform.OS, s.opts.Platform.Architecture, err)
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read manifest: %w", err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("decode manifest: %w", err)
+	}
+	rec.ManifestDigest = digestOf(raw)
+	blobs[rec.ManifestDigest] = raw
+	cfgRaw, err := img.RawConfigFile()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("get image config: %w", err)
+	}
+	if d := digestOf(cfgRaw); d != m.Config.Digest.String() || int64(len(cfgRaw)) != m.Config.Size {
+		return nil, nil, nil, errdefs.FailedPrecondition("image config has digest %s size %d, manifest says %s size %d", d, len(cfgRaw), m.Config.Digest, m.Config.Size)
+	}
+	rec.ID = m.Config.Digest.String()
+	blobs[rec.ID] = cfgRaw
+	var cfg ocispec.Image
+	if err := json.Unmarshal(cfgRaw, &cfg); err != nil {
+		return nil, nil, nil, errdefs.FailedPrecondition("decode image config: %v", err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, nil, nil, errdefs.FailedPrecondition("image config has %d diff ids for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
+	}
+	chain := ""
+	for i, l := range m.Layers {
+		diff := cfg.RootFS.DiffIDs[i].String()
+		chain = chainID(chain, diff)
+		rec.Layers = append(rec.Layers, layerRecord{Digest: l.Digest.String(), DiffID: diff, ChainID: chain, Size: l.Size, MediaType: string(l.MediaType)})
+		rec.Size += l.Size
+	}
+	rec.Size += m.Config.Size
+	return img, rec, blobs, nil
 }
 
 // chainID is the OCI chain id: sha256(parent + " " + diffID), the diff id

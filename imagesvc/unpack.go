@@ -108,33 +108,12 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	dirRel, base := path.Split(rel)
 	dirRel = strings.TrimSuffix(dirRel, "/")
 	u.usage.Inodes++
-	if base == ".wh..wh..opq" {
-		fd, err := u.dir(dirRel, true)
-		if err != nil {
-			return err
-		}
-		if err := unix.Fsetxattr(fd, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
-			return fmt.Errorf("mark %q opaque: %w", dirRel, err)
-		}
-		return nil
+	if strings.HasPrefix(base, ".wh.") {
+		return u.whiteout(dirRel, base, hdr.Name)
 	}
 	pfd, err := u.dir(dirRel, true)
 	if err != nil {
 		return err
-	}
-	if strings.HasPrefix(base, ".wh.") {
-		target := base[len(".wh."):]
-		if target == "" || target == "." || target == ".." {
-			return errdefs.FailedPrecondition("layer whiteout %q names nothing", hdr.Name)
-		}
-		if err := u.clear(pfd, path.Join(dirRel, target), target, false); err != nil {
-			return err
-		}
-		// overlayfs's whiteout: a 0/0 character device.
-		if err := unix.Mknodat(pfd, target, unix.S_IFCHR, 0); err != nil {
-			return fmt.Errorf("create whiteout %q: %w", rel, err)
-		}
-		return nil
 	}
 	if err := u.clear(pfd, rel, base, hdr.Typeflag == tar.TypeDir); err != nil {
 		return err
@@ -195,6 +174,37 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	u.lxattrs(pfd, base, hdr)
 	ts := times(hdr)
 	unix.UtimesNanoAt(pfd, base, ts[:], unix.AT_SYMLINK_NOFOLLOW)
+	return nil
+}
+
+// whiteout turns the AUFS-style names of the layer format into overlayfs's:
+// ".wh..wh..opq" marks its directory opaque, ".wh.name" becomes a 0/0
+// character device named name.
+func (u *unpacker) whiteout(dirRel, base, name string) error {
+	if base == ".wh..wh..opq" {
+		fd, err := u.dir(dirRel, true)
+		if err != nil {
+			return err
+		}
+		if err := unix.Fsetxattr(fd, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+			return fmt.Errorf("mark %q opaque: %w", dirRel, err)
+		}
+		return nil
+	}
+	target := base[len(".wh."):]
+	if target == "" || target == "." || target == ".." {
+		return errdefs.FailedPrecondition("layer whiteout %q names nothing", name)
+	}
+	pfd, err := u.dir(dirRel, true)
+	if err != nil {
+		return err
+	}
+	if err := u.clear(pfd, path.Join(dirRel, target), target, false); err != nil {
+		return err
+	}
+	if err := unix.Mknodat(pfd, target, unix.S_IFCHR, 0); err != nil {
+		return fmt.Errorf("create whiteout %q: %w", path.Join(dirRel, target), err)
+	}
 	return nil
 }
 
