@@ -31,6 +31,9 @@ type usage struct {
 // lower layer is never even visible here.
 const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
 
+// maxDirFDs bounds the directory fds an unpack keeps open (a var for tests).
+var maxDirFDs = 4096
+
 type unpacker struct {
 	root int
 	dirs map[string]int // rel dir -> open fd, "" is root
@@ -341,7 +344,7 @@ func (u *unpacker) dir(rel string, create bool) (int, error) {
 	} else if err != nil {
 		return -1, u.refuse(rel, err)
 	}
-	if len(u.dirs) > 4096 { // bound open fds; the root stays
+	if len(u.dirs) > maxDirFDs { // bound open fds; the root stays
 		for k, fd := range u.dirs {
 			if k != "" {
 				unix.Close(fd)
