@@ -80,6 +80,36 @@ pull() {
   echo "$(echo "$t1 - $t0" | bc) $rss"
 }
 
+# pull_containerd NAME REF: the same with Debian's containerd and its CRI
+# plugin, its defaults otherwise (it keeps layer blobs after unpacking).
+pull_containerd() {
+  local name=$1 ref=$2 d=$W/ctrd-$1
+  mkdir -p "$d"
+  cat >"$d/config.toml" <<TOML
+version = 2
+root = "$d/root"
+state = "$d/state"
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+[plugins."io.containerd.grpc.v1.cri".cni]
+  conf_dir = "$d/net.d"
+[plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REG"]
+  endpoint = ["http://$REG"]
+TOML
+  containerd --config "$d/config.toml" >"$d/log" 2>&1 &
+  local pid=$!; PIDS+=($pid)
+  for _ in $(seq 100); do [[ -S $d/containerd.sock ]] && break; sleep 0.05; done
+  sleep 0.5
+  local t0=$(date +%s.%N)
+  crictl --image-endpoint "unix://$d/containerd.sock" --timeout 600s pull "$ref" >/dev/null
+  local t1=$(date +%s.%N)
+  local rss=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status)
+  kill "$pid"; wait "$pid" || true
+  echo "$(echo "$t1 - $t0" | bc) $rss"
+}
+
 size_of() { crane manifest --insecure "$1" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(sum(l["size"] for l in m["layers"]))'; }
 
 printf '%-10s %-12s %9s %9s %10s\n' image runtime seconds MB/s peakRSS_MB
@@ -92,4 +122,9 @@ for img in busybox big; do
   read -r secs rss < <(pull "$img" "$ref")
   printf '%-10s %-12s %9.2f %9.1f %10s\n' "$img" "gnu-tar" "$ft" "$(echo "$bytes / 1000000 / $ft" | bc -l)" "-"
   printf '%-10s %-12s %9.2f %9.1f %10s\n' "$img" "cri-server" "$secs" "$(echo "$bytes / 1000000 / $secs" | bc -l)" "$rss"
+  if command -v containerd >/dev/null; then
+    sleep 2
+    read -r secs rss < <(pull_containerd "$img" "$ref")
+    printf '%-10s %-12s %9.2f %9.1f %10s\n' "$img" "containerd" "$secs" "$(echo "$bytes / 1000000 / $secs" | bc -l)" "$rss"
+  fi
 done
