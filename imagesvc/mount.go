@@ -37,12 +37,16 @@ func (s *Service) Mount(imageID, containerID string) (string, error) {
 	if containerID == "" || containerID != filepath.Base(containerID) || containerID[0] == '.' {
 		return "", errdefs.InvalidArgument("container id %q is not valid", containerID)
 	}
+	// Shared with GC: the record must be in place before a GC decides
+	// what to keep, or after it has deleted.
+	s.gcMu.RLock()
 	s.mu.Lock()
 	rec, ok := s.rfs[containerID]
 	if !ok {
 		r, _, err := s.resolveLocked(imageID)
 		if err != nil {
 			s.mu.Unlock()
+			s.gcMu.RUnlock()
 			return "", err
 		}
 		rec = &rootfsRecord{Container: containerID, ImageID: r.ID}
@@ -53,11 +57,13 @@ func (s *Service) Mount(imageID, containerID string) (string, error) {
 		// and a crash leaves a record that Remove cleans.
 		if err := s.db.Put(bucketRootfs, containerID, rec); err != nil {
 			s.mu.Unlock()
+			s.gcMu.RUnlock()
 			return "", fmt.Errorf("record rootfs of %s: %w", containerID, err)
 		}
 		s.rfs[containerID] = rec
 	}
 	s.mu.Unlock()
+	s.gcMu.RUnlock()
 
 	target := s.RootfsPath(containerID)
 	if mounted(target) {

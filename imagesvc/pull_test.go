@@ -364,3 +364,39 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	storeEmpty(t, s2)
 }
+
+// A removal (and its GC) while another pull is unpacking must not delete
+// that pull's work in progress.
+func TestGCDuringPull(t *testing.T) {
+	requireRoot(t)
+	fast, slow := newRegistry(t, "", ""), newRegistry(t, "", "")
+	fast.push(t, "a:1", 1)
+	slow.push(t, "b:1", 2)
+	slow.trickle.Store(true)
+	s := newService(t, Options{})
+	a, err := s.Pull(context.Background(), fast.host+"/a:1", Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Pull(context.Background(), slow.host+"/b:1", Auth{})
+		done <- err
+	}()
+	time.Sleep(250 * time.Millisecond)
+	if err := s.RemoveImage(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("pull broken by a concurrent GC: %v", err)
+	}
+	b, err := s.Resolve(slow.host + "/b:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range b.ChainIDs {
+		if !exists(s.snapshotPath(c)) {
+			t.Fatalf("snapshot %s missing", c)
+		}
+	}
+}

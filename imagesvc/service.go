@@ -190,7 +190,7 @@ func (s *Service) recover() error {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	return s.GC()
+	return s.gc(true)
 }
 
 func (s *Service) readConfig(id string) (*ocispec.Image, error) {
@@ -207,7 +207,11 @@ func (s *Service) readConfig(id string) (*ocispec.Image, error) {
 
 // GC removes every blob, snapshot and container dir that no image record, no
 // container and no pull in flight needs.
-func (s *Service) GC() error {
+func (s *Service) GC() error { return s.gc(false) }
+
+// gc is GC; at start-up (no pull can be running) it also removes the
+// half-unpacked snapshots of pulls a crash interrupted.
+func (s *Service) gc(startup bool) error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.mu.Lock()
@@ -248,7 +252,7 @@ func (s *Service) GC() error {
 	snapDir := filepath.Join(s.opts.Root, "snapshots")
 	ents, _ = os.ReadDir(snapDir)
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".tmp-") && !keep[e.Name()] || !strings.HasPrefix(e.Name(), ".") && !keep["sha256:"+e.Name()] {
+		if strings.HasPrefix(e.Name(), ".tmp-") && startup || !strings.HasPrefix(e.Name(), ".") && !keep["sha256:"+e.Name()] {
 			errs = append(errs, os.RemoveAll(filepath.Join(snapDir, e.Name())))
 			ns++
 		}
