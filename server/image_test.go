@@ -78,6 +78,24 @@ func TestImageServiceLifecycle(t *testing.T) {
 	if err != nil || len(l.Images) != 0 {
 		t.Fatalf("filter on an absent image: %v %v", l, err)
 	}
+	stream, err := is.StreamImages(ctx, &runtime.StreamImagesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streamed []*runtime.Image
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamed = append(streamed, m.Images...)
+	}
+	if len(streamed) != 1 || streamed[0].Id != pr.ImageRef {
+		t.Fatalf("StreamImages: %v", streamed)
+	}
 	fs, err := is.ImageFsInfo(ctx, &runtime.ImageFsInfoRequest{})
 	if err != nil || len(fs.ImageFilesystems) != 1 || fs.ImageFilesystems[0].UsedBytes.Value == 0 {
 		t.Fatalf("fs info: %v %v", fs, err)
