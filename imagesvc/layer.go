@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -54,7 +55,7 @@ func (s *Service) fetchLayer(ctx context.Context, img v1.Image, lr layerRecord) 
 }
 
 // ingestLayer is fetchLayer after the request: r is the compressed stream.
-func (s *Service) ingestLayer(r io.Reader, lr layerRecord) error {
+func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
 	sink := io.Discard
 	var tmpBlob *os.File
 	if s.opts.KeepLayerBlobs {
@@ -76,14 +77,24 @@ func (s *Service) ingestLayer(r io.Reader, lr layerRecord) error {
 	cnt := &counter{}
 	tee := io.TeeReader(r, io.MultiWriter(bw, blobHash, cnt))
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(decompress(tee, pw)) }()
+	derr := make(chan error, 1)
+	go func() {
+		err := decompress(tee, pw)
+		pw.CloseWithError(err)
+		derr <- err
+	}()
 	usage, uerr := unpack(io.TeeReader(pr, diffHash), filepath.Join(tmpSnap, "fs"))
 	if uerr == nil {
 		_, uerr = io.Copy(io.Discard, io.TeeReader(pr, diffHash)) // tar padding
 	}
-	pr.CloseWithError(fmt.Errorf("unpack stopped"))
+	pr.CloseWithError(errors.New("unpack stopped"))
 	if uerr != nil {
+		r.Close() // unblocks the decompressor if it waits on the network
+		<-derr
 		return uerr
+	}
+	if err := <-derr; err != nil {
+		return err
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write blob: %w", err)
