@@ -1,6 +1,7 @@
 package imagesvc
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -183,31 +184,21 @@ func mergeNames(a, b []string) []string {
 	return out
 }
 
-// RemoveImage removes the image ref names. Named by tag while the image has other
-// tags, only that tag goes; named by id or digest, or by its last tag, the
-// image goes, and its blobs and snapshots with it unless another image or a
-// container still uses them. Removing an absent image is not an error (the
-// kubelet retries removals).
+// RemoveImage removes the image ref names, by id, tag or digest, with all
+// its tags: what CRI RemoveImage means (critest v1.37 "removing image by one
+// tag should remove all tags"; containerd and CRI-O agree). Its blobs and
+// snapshots go too unless another image or a container still uses them.
+// Removing an absent image is not an error (the kubelet retries removals).
 func (s *Service) RemoveImage(ref string) error {
 	s.mu.Lock()
-	r, name, err := s.resolveLocked(ref)
-	if errdefs.Code(err) == errdefs.Code(errdefs.ErrNotFound) {
+	r, _, err := s.resolveLocked(ref)
+	if errors.Is(err, errdefs.ErrNotFound) {
 		s.mu.Unlock()
 		return nil
 	}
 	if err != nil {
 		s.mu.Unlock()
 		return err
-	}
-	if name != "" && slices.Contains(r.RepoTags, name) && len(r.RepoTags) > 1 {
-		r.RepoTags = slices.DeleteFunc(slices.Clone(r.RepoTags), func(t string) bool { return t == name })
-		err := s.db.Put(store.BucketImages, r.ID, r)
-		s.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("untag image %s: %w", name, err)
-		}
-		s.log.Info("image untagged", "image", r.ID, "tag", name)
-		return nil
 	}
 	if err := s.db.Delete(store.BucketImages, r.ID); err != nil {
 		s.mu.Unlock()
@@ -218,4 +209,36 @@ func (s *Service) RemoveImage(ref string) error {
 	s.mu.Unlock()
 	s.log.Info("image removed", "image", r.ID, "tags", r.RepoTags)
 	return s.GC()
+}
+
+// Untag removes one tag (name:tag) from its image and keeps the image, as
+// "docker rmi" does while other tags remain. Untagging the last tag removes
+// the image. An absent tag is not an error.
+func (s *Service) Untag(ref string) error {
+	s.mu.Lock()
+	r, name, err := s.resolveLocked(ref)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		s.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if !slices.Contains(r.RepoTags, name) {
+		s.mu.Unlock()
+		return errdefs.InvalidArgument("%q is not a tag of image %s", ref, r.ID)
+	}
+	if len(r.RepoTags) == 1 {
+		s.mu.Unlock()
+		return s.RemoveImage(r.ID)
+	}
+	r.RepoTags = slices.DeleteFunc(slices.Clone(r.RepoTags), func(t string) bool { return t == name })
+	err = s.db.Put(store.BucketImages, r.ID, r)
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("untag image %s: %w", name, err)
+	}
+	s.log.Info("image untagged", "image", r.ID, "tag", name)
+	return nil
 }

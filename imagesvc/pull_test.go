@@ -207,34 +207,49 @@ func TestPullWithBasicAuth(t *testing.T) {
 	storeEmpty(t, s)
 }
 
-func TestRemoveByTagKeepsOtherTags(t *testing.T) {
+func TestRemoveAndUntag(t *testing.T) {
 	requireRoot(t)
 	reg := newRegistry(t, "", "")
 	img := reg.push(t, "a:one", 1)
-	ref2, _ := name.ParseReference(reg.host + "/a:two")
-	if err := remote.Write(ref2, img); err != nil {
-		t.Fatal(err)
-	}
-	s := newService(t, Options{})
-	for _, tag := range []string{"one", "two"} {
-		if _, err := s.Pull(context.Background(), reg.host+"/a:"+tag, Auth{}); err != nil {
+	for _, tag := range []string{"two", "three"} {
+		r, _ := name.ParseReference(reg.host + "/a:" + tag)
+		if err := remote.Write(r, img); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, _ := s.Resolve(reg.host + "/a:one")
-	if len(got.RepoTags) != 2 || len(s.List()) != 1 {
-		t.Fatalf("one image with two tags expected: %+v", got.RepoTags)
+	s := newService(t, Options{})
+	pullAll := func() {
+		for _, tag := range []string{"one", "two", "three"} {
+			if _, err := s.Pull(context.Background(), reg.host+"/a:"+tag, Auth{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, _ := s.Resolve(reg.host + "/a:one"); got == nil || len(got.RepoTags) != 3 || len(s.List()) != 1 {
+			t.Fatalf("one image with three tags expected: %+v", got)
+		}
 	}
-	if err := s.RemoveImage(reg.host + "/a:one"); err != nil {
+	pullAll()
+	// Untag keeps the image while other tags remain.
+	if err := s.Untag(reg.host + "/a:one"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Resolve(reg.host + "/a:two"); err != nil || len(got.RepoTags) != 1 {
-		t.Fatalf("other tag lost: %v %v", got, err)
+	if got, err := s.Resolve(reg.host + "/a:two"); err != nil || len(got.RepoTags) != 2 {
+		t.Fatalf("untag lost the image or other tags: %v %v", got, err)
 	}
-	if err := s.RemoveImage(got.ID); err != nil {
+	if _, err := s.Resolve(reg.host + "/a:one"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("untagged name still resolves: %v", err)
+	}
+	// RemoveImage by one tag removes the image with all its tags (CRI).
+	pullAll()
+	if err := s.RemoveImage(reg.host + "/a:two"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RemoveImage(got.ID); err != nil {
+	for _, tag := range []string{"one", "two", "three"} {
+		if _, err := s.Resolve(reg.host + "/a:" + tag); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Fatalf("tag %s survived RemoveImage: %v", tag, err)
+		}
+	}
+	if err := s.RemoveImage(reg.host + "/a:two"); err != nil {
 		t.Fatalf("removing an absent image: %v", err)
 	}
 	storeEmpty(t, s)

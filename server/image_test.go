@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -61,6 +63,21 @@ func TestImageServiceLifecycle(t *testing.T) {
 	}
 	if st.Image.Username != "nobody" || st.Image.Size == 0 || len(st.Image.RepoDigests) != 1 || st.Image.RepoTags[0] != ref {
 		t.Fatalf("status: %+v", st.Image)
+	}
+	// critest: status by id, by every tag and every digest is the same.
+	plain, _ := is.ImageStatus(ctx, &runtime.ImageStatusRequest{Image: spec})
+	for _, byRef := range append(append([]string{pr.ImageRef}, plain.Image.RepoTags...), plain.Image.RepoDigests...) {
+		other, err := is.ImageStatus(ctx, &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: byRef}})
+		if err != nil || !proto.Equal(other.Image, plain.Image) {
+			t.Errorf("status by %q differs: %v %v", byRef, other, err)
+		}
+	}
+	// critest: a pull whose deadline passes answers DeadlineExceeded.
+	tctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	time.Sleep(2 * time.Millisecond)
+	if _, err := is.PullImage(tctx, &runtime.PullImageRequest{Image: spec}); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("pull past its deadline: %v", err)
 	}
 	var info struct {
 		ImageSpec v1.ConfigFile `json:"imageSpec"`
