@@ -15,7 +15,7 @@ W=$(mktemp -d /var/tmp/bench-images.XXXXXX)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  grep -o " $W[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
+  { grep -o " $W[^ ]*" /proc/self/mountinfo || true; } | while read -r m; do umount -l "$m" || true; done
   rm -rf "$W"
 }
 trap cleanup EXIT
