@@ -69,6 +69,18 @@ type Registry struct {
 	Insecure []string `toml:"insecure" json:"insecure"`
 	// Mirrors maps a registry host to the endpoints tried before it.
 	Mirrors map[string]Mirror `toml:"mirrors" json:"mirrors"`
+	// Auths holds credentials per registry or mirror host: the kubelet
+	// sends credentials for the image's own registry only, never for a
+	// mirror (containerd issue 10540).
+	Auths map[string]RegistryAuth `toml:"auths" json:"-"`
+}
+
+// RegistryAuth is one host's credential, the fields of the CRI AuthConfig.
+type RegistryAuth struct {
+	Username      string `toml:"username"`
+	Password      string `toml:"password"`
+	Auth          string `toml:"auth"`
+	IdentityToken string `toml:"identity_token"`
 }
 
 // Mirror is an ordered list of endpoints ("http://127.0.0.1:5000" or

@@ -11,6 +11,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/cri-server/cri-server/cni"
 	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/imagesvc"
 )
 
 // Server implements runtime.RuntimeServiceServer and
@@ -39,19 +41,31 @@ type Server struct {
 	metrics     *metrics
 	metricsAddr string // bound address, for tests
 
+	images *imagesvc.Service
+
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
 }
 
 // New builds the services from the effective configuration.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	auths := map[string]imagesvc.Auth{}
+	for host, a := range cfg.Registry.Auths {
+		auths[host] = imagesvc.Auth{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken}
+	}
+	images, err := imagesvc.New(imagesvc.Options{Root: filepath.Join(cfg.Root, "images"),
+		State: filepath.Join(cfg.State, "images"), Registry: cfg.Registry, Auths: auths, Log: log})
+	if err != nil {
+		return nil, err
+	}
 	return &Server{
 		cfg:     cfg,
 		log:     log,
 		cni:     cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
 		metrics: newMetrics(),
+		images:  images,
 	}, nil
 }
 
 // Close releases what New acquired.
-func (s *Server) Close() error { return nil }
+func (s *Server) Close() error { return s.images.Close() }
