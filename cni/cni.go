@@ -17,8 +17,9 @@ var ErrNoConfig = errors.New("no valid network config in the CNI conf dir")
 
 // Manager finds the network config and runs plugins.
 type Manager struct {
-	confDir string
-	binDirs []string
+	confDir  string
+	binDirs  []string
+	cacheDir string
 }
 
 // New returns a manager over confDir and the plugin dirs.
@@ -85,7 +86,7 @@ func extOf(path string) string {
 	return ""
 }
 
-// Status says whether pods can get a network now: nil, or why not.
+// Status says whether a network config exists now: nil, or why not.
 func (m *Manager) Status() error {
 	_, err := m.Load()
 	return err

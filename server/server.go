@@ -11,12 +11,15 @@ package server
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/cni"
 	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/sandbox"
+	"github.com/cri-server/cri-server/store"
 )
 
 // Server implements runtime.RuntimeServiceServer and
@@ -28,6 +31,9 @@ type Server struct {
 	cfg *config.Config
 	log *slog.Logger
 	cni *cni.Manager
+	db  *store.DB
+
+	pods *sandbox.Manager
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
@@ -35,12 +41,24 @@ type Server struct {
 
 // New builds the services from the effective configuration.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	return &Server{
+	s := &Server{
 		cfg: cfg,
 		log: log,
 		cni: cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
-	}, nil
+	}
+	s.cni.SetCacheDir(cni.DefaultCacheDir(cfg.Root))
+	db, err := store.Open(filepath.Join(cfg.Root, "meta.db"))
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	s.pods, err = sandbox.New(ctx, sandbox.Options{StateDir: cfg.State, DB: db, CNI: s.cni, Log: log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close releases what New acquired.
-func (s *Server) Close() error { return nil }
+func (s *Server) Close() error { return s.db.Close() }

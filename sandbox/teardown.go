@@ -1,0 +1,189 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/store"
+)
+
+// Stop stops the pod's containers, tears its network down (releasing the
+// IP) and kills its init. Idempotent; stopping an unknown pod is fine, as
+// the kubelet expects. A failing CNI DEL is logged and retried at Remove
+// and on the next start: it never makes the pod unstoppable.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	e, err := m.lookup(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	m.mu.Lock()
+	p, cs := clonePod(e.pod), m.stopper
+	m.mu.Unlock()
+	if cs != nil {
+		if err := cs.StopPodContainers(ctx, p.ID); err != nil {
+			return fmt.Errorf("stop containers of pod %s: %w", p.ID, err)
+		}
+	}
+	if p.InitPID > 0 {
+		killInit(p.InitPID)
+		p.InitPID = 0
+	}
+	m.releaseNetwork(ctx, p)
+	if p.State == StateNotReady && !p.NetPending && e.pod.InitPID == 0 {
+		return nil
+	}
+	p.State = StateNotReady
+	if err := m.update(e, p); err != nil {
+		return err
+	}
+	m.log.Info("pod stopped", "pod", p.ID)
+	return nil
+}
+
+// releaseNetwork runs DEL if it is still owed, clearing NetPending on
+// success.
+func (m *Manager) releaseNetwork(ctx context.Context, p *Pod) {
+	if !p.NetPending || p.Net == nil {
+		p.NetPending = false
+		return
+	}
+	if err := m.cni.Del(ctx, p.Net); err != nil {
+		m.log.Warn("CNI DEL failed; will retry", "pod", p.ID, "error", err)
+		return
+	}
+	p.NetPending = false
+}
+
+// Remove stops the pod if needed, removes its containers, namespaces,
+// files and cgroup, and forgets it. Idempotent.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	if err := m.Stop(ctx, id); err != nil {
+		return err
+	}
+	e, err := m.lookup(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	m.mu.Lock()
+	p, cs := clonePod(e.pod), m.stopper
+	m.mu.Unlock()
+	if cs != nil {
+		if err := cs.RemovePodContainers(ctx, p.ID); err != nil {
+			return fmt.Errorf("remove containers of pod %s: %w", p.ID, err)
+		}
+	}
+	if err := m.teardown(ctx, p, false); err != nil {
+		return err
+	}
+	if err := m.db.Delete(store.BucketPods, p.ID); err != nil {
+		return err
+	}
+	m.forget(p.ID, p.Name())
+	m.log.Info("pod removed", "pod", p.ID)
+	return nil
+}
+
+// teardown undoes everything Run may have done, in reverse. strict makes a
+// failed DEL an error (a failed Run must leave no IP behind); otherwise the
+// DEL has already been tried by Stop and a failure is only logged, so the
+// pod can always be removed.
+func (m *Manager) teardown(ctx context.Context, p *Pod, strict bool) error {
+	if p.InitPID > 0 {
+		killInit(p.InitPID)
+	}
+	if p.NetPending && p.Net != nil {
+		if err := m.cni.Del(ctx, p.Net); err != nil {
+			if strict {
+				return err
+			}
+			m.log.Warn("CNI DEL failed at remove; the IP may stay held until CNI GC", "pod", p.ID, "error", err)
+		}
+	}
+	var errs []error
+	for _, ns := range []string{p.PIDNS, p.UTSNS, p.IPCNS, p.NetNS} {
+		errs = append(errs, unpin(ns))
+	}
+	if p.ShmPath != "" && p.ShmPath != "/dev/shm" {
+		errs = append(errs, unmountShm(p.ShmPath))
+	}
+	errs = append(errs, removeCgroups(p.Cgroups))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(p.Dir); err != nil {
+		return fmt.Errorf("remove pod dir: %w", err)
+	}
+	return nil
+}
+
+// New loads the pods in the store and reconciles them with the kernel:
+// pods whose setup never finished are torn down; pods whose network
+// namespace vanished (a reboot) are marked not ready with DEL still owed.
+func New(ctx context.Context, opt Options) (*Manager, error) {
+	if opt.ShmSize == 0 {
+		opt.ShmSize = defaultShmSize
+	}
+	if opt.CgroupRoot == "" {
+		opt.CgroupRoot = "/sys/fs/cgroup"
+	}
+	m := &Manager{opt: opt, log: opt.Log, cni: opt.CNI, db: opt.DB, names: store.NewRegistrar(), pods: map[string]*entry{}}
+	var recs []*Pod
+	err := opt.DB.ForEach(store.BucketPods, func(key string, data []byte) error {
+		p := new(Pod)
+		if err := json.Unmarshal(data, p); err != nil {
+			m.log.Error("unreadable pod record; skipped", "pod", key, "error", err)
+			return nil
+		}
+		recs = append(recs, p)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load pods: %w", err)
+	}
+	for _, p := range recs {
+		m.reload(ctx, p)
+	}
+	return m, nil
+}
+
+func (m *Manager) reload(ctx context.Context, p *Pod) {
+	if p.State == StateCreating {
+		if err := m.teardown(ctx, p, false); err != nil {
+			m.log.Error("clean up half-set-up pod", "pod", p.ID, "error", err)
+		}
+		m.db.Delete(store.BucketPods, p.ID)
+		m.log.Info("cleaned up half-set-up pod", "pod", p.ID)
+		return
+	}
+	e := &entry{pod: p}
+	if p.State == StateReady && p.NetNS != "" && !isMountpoint(p.NetNS) {
+		p.State = StateNotReady
+		m.db.Put(store.BucketPods, p.ID, p)
+	}
+	m.mu.Lock()
+	m.pods[p.ID] = e
+	m.mu.Unlock()
+	if err := m.names.Reserve(p.Name(), p.ID); err != nil {
+		m.log.Error("duplicate pod name in store", "pod", p.ID, "error", err)
+	}
+	if p.State == StateNotReady && p.NetPending {
+		m.releaseNetwork(ctx, p)
+		if !p.NetPending {
+			m.db.Put(store.BucketPods, p.ID, p)
+		}
+	}
+}
