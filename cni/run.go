@@ -191,4 +191,3 @@ func toResult(r types.Result) (*Result, error) {
 
 // DefaultCacheDir is where results live unless SetCacheDir says otherwise.
 func DefaultCacheDir(root string) string { return filepath.Join(root, "cni-cache") }
-

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 const defaultShmSize = 64 << 20

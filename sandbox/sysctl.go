@@ -92,4 +92,3 @@ func parseSysctls(in map[string]string, ownNet, ownIPC bool) ([]sysctl, error) {
 	}
 	return out, nil
 }
-

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cri-server/cri-server/cni"
+
 	"github.com/cri-server/cri-server/errdefs"
 	"github.com/cri-server/cri-server/store"
 )
@@ -154,20 +156,29 @@ func New(ctx context.Context, opt Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load pods: %w", err)
 	}
+	var valid []*cni.Attachment
 	for _, p := range recs {
-		m.reload(ctx, p)
+		if m.reload(ctx, p) && p.NetPending && p.Net != nil {
+			valid = append(valid, p.Net)
+		}
+	}
+	// CNI 1.1 GC releases what plugins hold for attachments we no longer
+	// know (a DEL that never succeeded before its pod was forgotten).
+	if err := m.cni.GC(ctx, valid); err != nil {
+		m.log.Debug("CNI GC skipped", "error", err)
 	}
 	return m, nil
 }
 
-func (m *Manager) reload(ctx context.Context, p *Pod) {
+// reload reconciles one stored pod; it reports whether the pod is kept.
+func (m *Manager) reload(ctx context.Context, p *Pod) bool {
 	if p.State == StateCreating {
 		if err := m.teardown(ctx, p, false); err != nil {
 			m.log.Error("clean up half-set-up pod", "pod", p.ID, "error", err)
 		}
 		m.db.Delete(store.BucketPods, p.ID)
 		m.log.Info("cleaned up half-set-up pod", "pod", p.ID)
-		return
+		return false
 	}
 	e := &entry{pod: p}
 	if p.State == StateReady && p.NetNS != "" && !isMountpoint(p.NetNS) {
@@ -186,4 +197,5 @@ func (m *Manager) reload(ctx context.Context, p *Pod) {
 			m.db.Put(store.BucketPods, p.ID, p)
 		}
 	}
+	return true
 }

@@ -291,7 +291,9 @@ func TestRunPodSandboxRefusesBadInput(t *testing.T) {
 	}{
 		{"unknown handler", func(r *runtime.RunPodSandboxRequest) { r.RuntimeHandler = "kata" }, "runtime handler"},
 		{"node-level sysctl", func(r *runtime.RunPodSandboxRequest) { r.Config.Linux.Sysctls = map[string]string{"kernel.panic": "1"} }, "not namespaced"},
-		{"sysctl path escape", func(r *runtime.RunPodSandboxRequest) { r.Config.Linux.Sysctls = map[string]string{"net/../../kernel/panic": "1"} }, "malformed"},
+		{"sysctl path escape", func(r *runtime.RunPodSandboxRequest) {
+			r.Config.Linux.Sysctls = map[string]string{"net/../../kernel/panic": "1"}
+		}, "malformed"},
 		{"net sysctl on host network", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
 			r.Config.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE}}
