@@ -93,9 +93,22 @@ func newPodEnv(t *testing.T) *podEnv {
 // conflist writes the bridge conflist, with extra plugins after portmap.
 func (e *podEnv) conflist(extra ...string) {
 	e.t.Helper()
+	e.writeConflist(fmt.Sprintf(`[[{"subnet":"%s.0/24"}]]`, e.subnet), extra...)
+}
+
+// dualStackConflist adds an IPv6 range (listed first, to show that the
+// IPv4 address still comes first as the primary IP).
+func (e *podEnv) dualStackConflist() {
+	e.t.Helper()
+	v6 := "fd" + randHex(1) + ":" + randHex(2) + "::/64"
+	e.writeConflist(fmt.Sprintf(`[[{"subnet":%q}],[{"subnet":"%s.0/24"}]]`, v6, e.subnet))
+}
+
+func (e *podEnv) writeConflist(ranges string, extra ...string) {
+	e.t.Helper()
 	plugins := []string{fmt.Sprintf(`{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
-		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"%s.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}}`,
-		e.bridge, e.ipamDir, e.subnet),
+		"ipam":{"type":"host-local","dataDir":%q,"ranges":%s,"routes":[{"dst":"0.0.0.0/0"}]}}`,
+		e.bridge, e.ipamDir, ranges),
 		`{"type":"portmap","capabilities":{"portMappings":true},"snat":true}`}
 	plugins = append(plugins, extra...)
 	data := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crit","plugins":[%s]}`, strings.Join(plugins, ","))
@@ -171,7 +184,7 @@ func (e *podEnv) heldIPs() []string {
 	var ips []string
 	ents, _ := os.ReadDir(filepath.Join(e.ipamDir, "crit"))
 	for _, d := range ents {
-		if strings.HasPrefix(d.Name(), e.subnet+".") {
+		if strings.HasPrefix(d.Name(), e.subnet+".") || strings.HasPrefix(d.Name(), "fd") {
 			ips = append(ips, d.Name())
 		}
 	}

@@ -208,3 +208,60 @@ func TestAddTimeoutLeavesNothing(t *testing.T) {
 		t.Fatal("RunPodSandbox with a hanging plugin succeeded")
 	}
 }
+
+func TestDualStackPodIPs(t *testing.T) {
+	e := newPodEnv(t)
+	e.dualStackConflist()
+	e.start()
+	id := e.run(podConfig("dual"))
+	st, _ := e.status(id)
+	if !strings.HasPrefix(st.Network.Ip, e.subnet+".") || len(st.Network.AdditionalIps) != 1 ||
+		!strings.HasPrefix(st.Network.AdditionalIps[0].Ip, "fd") {
+		t.Fatalf("dual stack: ip %q additional %v, want IPv4 first then one IPv6", st.Network.Ip, st.Network.AdditionalIps)
+	}
+	hosts, _ := os.ReadFile(filepath.Join(e.cfg.State, "pods", id, "hosts"))
+	if !strings.Contains(string(hosts), st.Network.AdditionalIps[0].Ip+"\tdual") {
+		t.Errorf("hosts lacks the IPv6 address:\n%s", hosts)
+	}
+	e.stopRemove(id)
+}
+
+func TestConcurrentPods(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	const n = 8
+	ids := make(chan string, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			r, err := e.rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("conc" + strconv.Itoa(i))})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- r.PodSandboxId
+		}()
+	}
+	seen := map[string]bool{}
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-errs:
+			t.Errorf("concurrent RunPodSandbox: %v", err)
+		case id := <-ids:
+			st, _ := e.status(id)
+			if seen[st.Network.Ip] {
+				t.Errorf("IP %s given twice", st.Network.Ip)
+			}
+			seen[st.Network.Ip] = true
+			defer e.stopRemove(id)
+		}
+	}
+	// Same name twice at once: exactly one wins, the other is told who holds it.
+	cfg := podConfig("same")
+	_, err1 := e.rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: cfg})
+	_, err2 := e.rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: cfg})
+	if err1 != nil || err2 == nil || !strings.Contains(err2.Error(), "reserved") {
+		t.Fatalf("same pod twice: %v / %v", err1, err2)
+	}
+}
