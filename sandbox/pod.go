@@ -130,8 +130,9 @@ type Manager struct {
 // entry serialises operations on one pod; pod is replaced, never mutated
 // in place, so readers can hold an old copy safely.
 type entry struct {
-	op  sync.Mutex
-	pod *Pod
+	op      sync.Mutex
+	pod     *Pod
+	removed bool // set under op by Remove: a racing Stop must not re-store it
 }
 
 // SetContainerStopper installs the hook Stop and Remove call first.

@@ -27,9 +27,13 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	}
 	e.op.Lock()
 	defer e.op.Unlock()
+	if e.removed {
+		return nil
+	}
 	m.mu.Lock()
-	p, cs := clonePod(e.pod), m.stopper
+	orig, cs := e.pod, m.stopper
 	m.mu.Unlock()
+	p := clonePod(orig)
 	if cs != nil {
 		if err := cs.StopPodContainers(ctx, p.ID); err != nil {
 			return fmt.Errorf("stop containers of pod %s: %w", p.ID, err)
@@ -40,7 +44,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		p.InitPID = 0
 	}
 	m.releaseNetwork(ctx, p)
-	if p.State == StateNotReady && !p.NetPending && e.pod.InitPID == 0 {
+	if orig.State == StateNotReady && orig.NetPending == p.NetPending && orig.InitPID == 0 {
 		return nil
 	}
 	p.State = StateNotReady
@@ -80,6 +84,9 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	}
 	e.op.Lock()
 	defer e.op.Unlock()
+	if e.removed {
+		return nil
+	}
 	m.mu.Lock()
 	p, cs := clonePod(e.pod), m.stopper
 	m.mu.Unlock()
@@ -94,6 +101,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.db.Delete(store.BucketPods, p.ID); err != nil {
 		return err
 	}
+	e.removed = true
 	m.forget(p.ID, p.Name())
 	m.log.Info("pod removed", "pod", p.ID)
 	return nil
