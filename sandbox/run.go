@@ -78,16 +78,13 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	m.pods[id] = e
 	m.mu.Unlock()
 	log := m.log.With("pod", id, "name", name)
-	// Recorded before anything is created, so that a daemon dying half way
-	// finds the record on start and cleans up.
+	// No record is stored until the network is about to be set up: what is
+	// created before that lives at fixed paths under dir, and a daemon that
+	// dies meanwhile finds the dir without a record on start and sweeps it.
+	// That saves the kubelet's hot path a store commit.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		m.forget(id, name)
 		return nil, fmt.Errorf("create pod dir: %w", err)
-	}
-	if err := m.update(e, p); err != nil {
-		os.RemoveAll(dir)
-		m.forget(id, name)
-		return nil, err
 	}
 	defer func() {
 		if retErr == nil {
@@ -97,7 +94,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if err := m.teardown(cctx, p, true); err != nil {
-			// The record stays (state creating): the next start retries.
+			// The record (or dir) stays: the next start retries.
 			log.Error("undo failed pod setup; retried on next start", "error", err)
 		} else {
 			m.db.Delete(store.BucketPods, id)
@@ -105,12 +102,6 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 		m.forget(id, name)
 	}()
 
-	if p.Cgroups, err = createCgroup(m.opt.CgroupRoot, parent); err != nil {
-		return nil, err
-	}
-	if err := m.update(e, p); err != nil {
-		return nil, err
-	}
 	ns, err := createNamespaces(nsRequest{
 		dir: dir, net: !hostNet, ipc: ownIPC, uts: !hostNet,
 		pid: nso.GetPid() == runtime.NamespaceMode_POD, hostname: hostname, sysctls: sysctls,
@@ -119,20 +110,22 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	if err != nil {
 		return nil, err
 	}
-	if err := m.update(e, p); err != nil {
-		return nil, err
-	}
-	if p.InitPID > 0 {
-		if err := joinCgroup(m.opt.CgroupRoot, parent, p.InitPID); err != nil {
-			return nil, err
-		}
-	}
 	if ownIPC {
 		if err := mountShm(p.ShmPath, m.opt.ShmSize); err != nil {
 			return nil, err
 		}
 	} else {
 		p.ShmPath = "/dev/shm"
+	}
+	// The cgroup dirs made are recorded by the store commit that follows
+	// (before ADD), so only they are ever removed.
+	if p.Cgroups, err = createCgroup(m.opt.CgroupRoot, parent); err != nil {
+		return nil, err
+	}
+	if p.InitPID > 0 {
+		if err := joinCgroup(m.opt.CgroupRoot, parent, p.InitPID); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.setupNetwork(ctx, e, p, cfg); err != nil {
 		return nil, err
@@ -197,6 +190,7 @@ func (m *Manager) setupNetwork(ctx context.Context, e *entry, p *Pod, cfg *runti
 		return errdefs.New(errdefs.ErrUnavailable, "network not ready: %v", err)
 	}
 	p.Net, p.NetPending = a, true
+	// Teardown registered before ADD: IPAM can allocate on a failed ADD.
 	if err := m.update(e, p); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 
 	"github.com/cri-server/cri-server/cni"
 
@@ -114,6 +116,10 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 func (m *Manager) teardown(ctx context.Context, p *Pod, strict bool) error {
 	if p.InitPID > 0 {
 		killInit(p.InitPID)
+	} else if b, err := os.ReadFile(filepath.Join(p.Dir, "init.pid")); err == nil {
+		if pid, err := strconv.Atoi(string(b)); err == nil {
+			killInit(pid)
+		}
 	}
 	if p.NetPending && p.Net != nil {
 		if err := m.cni.Del(ctx, p.Net); err != nil {
@@ -123,13 +129,13 @@ func (m *Manager) teardown(ctx context.Context, p *Pod, strict bool) error {
 			m.log.Warn("CNI DEL failed at remove; the IP may stay held until CNI GC", "pod", p.ID, "error", err)
 		}
 	}
+	// The fixed paths, not the record's: a setup that died before its
+	// record was stored left them all the same.
 	var errs []error
-	for _, ns := range []string{p.PIDNS, p.UTSNS, p.IPCNS, p.NetNS} {
-		errs = append(errs, unpin(ns))
+	for _, ns := range []string{"pidns", "utsns", "ipcns", "netns"} {
+		errs = append(errs, unpin(filepath.Join(p.Dir, ns)))
 	}
-	if p.ShmPath != "" && p.ShmPath != "/dev/shm" {
-		errs = append(errs, unmountShm(p.ShmPath))
-	}
+	errs = append(errs, unmountShm(filepath.Join(p.Dir, "shm")))
 	errs = append(errs, removeCgroups(p.Cgroups))
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -165,11 +171,14 @@ func New(ctx context.Context, opt Options) (*Manager, error) {
 		return nil, fmt.Errorf("load pods: %w", err)
 	}
 	var valid []*cni.Attachment
+	known := map[string]bool{}
 	for _, p := range recs {
+		known[p.ID] = true
 		if m.reload(ctx, p) && p.NetPending && p.Net != nil {
 			valid = append(valid, p.Net)
 		}
 	}
+	m.sweepOrphanDirs(ctx, known)
 	// CNI 1.1 GC releases what plugins hold for attachments we no longer
 	// know (a DEL that never succeeded before its pod was forgotten).
 	if err := m.cni.GC(ctx, valid); err != nil {
@@ -206,4 +215,24 @@ func (m *Manager) reload(ctx context.Context, p *Pod) bool {
 		}
 	}
 	return true
+}
+
+// sweepOrphanDirs tears down pod dirs with no record: setups that died
+// before their first store commit (namespaces, shm and files only).
+func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
+	ents, err := os.ReadDir(filepath.Join(m.opt.StateDir, "pods"))
+	if err != nil {
+		return
+	}
+	for _, d := range ents {
+		if known[d.Name()] || !d.IsDir() {
+			continue
+		}
+		p := &Pod{ID: d.Name(), Dir: filepath.Join(m.opt.StateDir, "pods", d.Name())}
+		if err := m.teardown(ctx, p, false); err != nil {
+			m.log.Error("clean up orphan pod dir", "pod", p.ID, "error", err)
+			continue
+		}
+		m.log.Info("cleaned up orphan pod dir", "pod", p.ID)
+	}
 }

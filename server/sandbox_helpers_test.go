@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -41,19 +43,20 @@ func randHex(n int) string {
 // podEnv is one test's network world: its own bridge, subnet, host-local
 // data dir and daemon dirs, all removed (and checked) at the end.
 type podEnv struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	cfg     *config.Config
 	bridge  string
 	subnet  string // "10.a.b"
 	ipamDir string
 	binDir  string
+	masq    bool // ipMasq in the bridge plugin, as in the default conflists
 	stop    func()
 	conn    *grpc.ClientConn
 	rt      runtime.RuntimeServiceClient
 }
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: pods create namespaces, mounts and veths")
@@ -63,7 +66,7 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-func newPodEnv(t *testing.T) *podEnv {
+func newPodEnv(t testing.TB) *podEnv {
 	t.Helper()
 	requireRoot(t)
 	dir := t.TempDir()
@@ -106,9 +109,9 @@ func (e *podEnv) dualStackConflist() {
 
 func (e *podEnv) writeConflist(ranges string, extra ...string) {
 	e.t.Helper()
-	plugins := []string{fmt.Sprintf(`{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
+	plugins := []string{fmt.Sprintf(`{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":%t,"hairpinMode":true,
 		"ipam":{"type":"host-local","dataDir":%q,"ranges":%s,"routes":[{"dst":"0.0.0.0/0"}]}}`,
-		e.bridge, e.ipamDir, ranges),
+		e.bridge, e.masq, e.ipamDir, ranges),
 		`{"type":"portmap","capabilities":{"portMappings":true},"snat":true}`}
 	plugins = append(plugins, extra...)
 	data := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crit","plugins":[%s]}`, strings.Join(plugins, ","))
@@ -122,7 +125,7 @@ func (e *podEnv) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	waitSocket(e.t, e.cfg.Listen, done)
+	waitServing(e.t, e.cfg.Listen, done)
 	conn, err := grpc.NewClient("unix://"+e.cfg.Listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		e.t.Fatal(err)
@@ -238,4 +241,21 @@ func nsenter(t *testing.T, ns []string, args ...string) (string, error) {
 	t.Helper()
 	out, err := exec.Command("nsenter", append(ns, args...)...).CombinedOutput()
 	return strings.TrimSpace(string(out)), err
+}
+
+func waitServing(t testing.TB, path string, done chan error) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		select {
+		case err := <-done:
+			t.Fatalf("server exited early: %v", err)
+		default:
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("socket %s never answered", path)
 }

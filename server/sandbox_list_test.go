@@ -265,3 +265,29 @@ func TestConcurrentPods(t *testing.T) {
 		t.Fatalf("same pod twice: %v / %v", err1, err2)
 	}
 }
+
+func TestOrphanPodDirSweptOnStart(t *testing.T) {
+	e := newPodEnv(t)
+	e.start()
+	cfg := podConfig("orphan-dir")
+	cfg.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{
+		Network: runtime.NamespaceMode_NODE, Pid: runtime.NamespaceMode_POD}}
+	id := e.run(cfg)
+	_, info := e.status(id)
+	pid := int(info["pid"].(float64))
+	e.stop()
+	// As if the daemon died before the pod's first store commit: the dir,
+	// its pinned ipc ns, shm mount and init exist; no record does.
+	db, err := store.Open(filepath.Join(e.cfg.Root, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Delete(store.BucketPods, id)
+	db.Close()
+	e.start()
+	waitGone(t, pid)
+	if _, err := os.Stat(filepath.Join(e.cfg.State, "pods", id)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("orphan pod dir not swept: %v", err)
+	}
+	// checkLeaks: no mounts (ipc pin, shm) left under the test dir.
+}
