@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -50,7 +51,8 @@ type podEnv struct {
 	subnet  string // "10.a.b"
 	ipamDir string
 	binDir  string
-	masq    bool // ipMasq in the bridge plugin, as in the default conflists
+	masq    bool   // ipMasq in the bridge plugin, as in the default conflists
+	tmpfs   string // a tmpfs this env mounted (benchmarks: /run is tmpfs on nodes)
 	stop    func()
 	conn    *grpc.ClientConn
 	rt      runtime.RuntimeServiceClient
@@ -151,6 +153,9 @@ func (e *podEnv) cleanup() {
 			}
 		}
 		e.stop()
+	}
+	if e.tmpfs != "" {
+		unix.Unmount(e.tmpfs, unix.MNT_DETACH)
 	}
 	e.checkLeaks()
 	exec.Command("ip", "link", "del", e.bridge).Run()
