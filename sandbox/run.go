@@ -40,12 +40,11 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	if err != nil {
 		return nil, err
 	}
+	// No hostname given: the node's, as a fresh UTS namespace starts with
+	// it anyway (what containerd's pods show too).
 	hostname := cfg.GetHostname()
 	if hostname == "" {
-		hostname = md.GetName()
-		if hostNet {
-			hostname, _ = os.Hostname()
-		}
+		hostname, _ = os.Hostname()
 	}
 	if len(hostname) > 64 {
 		return nil, errdefs.InvalidArgument("hostname %q is longer than 64 bytes", hostname)

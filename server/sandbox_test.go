@@ -268,6 +268,22 @@ func TestStopRemoveWithoutCNIConfig(t *testing.T) {
 	}
 }
 
+func TestNoHostnameMeansTheNodes(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	// critest's pod names run past the 64-byte hostname limit.
+	cfg := podConfig("create-PodSandbox-for-container-" + randHex(20))
+	cfg.Hostname = ""
+	id := e.run(cfg)
+	_, info := e.status(id)
+	node, _ := os.Hostname()
+	if got := must(nsenter(t, []string{"--uts=" + info["utsns"].(string)}, "busybox", "hostname")); got != node {
+		t.Errorf("pod hostname %q, want the node's %q", got, node)
+	}
+	e.stopRemove(id)
+}
+
 func TestConfDirChangePickedUp(t *testing.T) {
 	e := newPodEnv(t)
 	e.start()
@@ -298,6 +314,7 @@ func TestRunPodSandboxRefusesBadInput(t *testing.T) {
 			r.Config.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
 			r.Config.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE}}
 		}, "host network"},
+		{"hostname too long", func(r *runtime.RunPodSandboxRequest) { r.Config.Hostname = strings.Repeat("h", 65) }, "longer than 64"},
 		{"no metadata", func(r *runtime.RunPodSandboxRequest) { r.Config.Metadata = nil }, "metadata"},
 		{"cgroup parent escape", func(r *runtime.RunPodSandboxRequest) { r.Config.Linux.CgroupParent = "/../../x" }, "cgroup parent"},
 		{"pid TARGET", func(r *runtime.RunPodSandboxRequest) {
