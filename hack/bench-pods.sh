@@ -15,5 +15,6 @@ run 'BenchmarkRunPodSandbox$' "${N}x"
 run 'BenchmarkBridgeAddDirect$' "${N}x"
 log "50 at once (3 rounds)"
 run 'BenchmarkRunPodSandbox50$' 3x
+run 'BenchmarkBridgeAddDirect50$' 3x
 log "memory per pod (shared-PID pods: the only kind with a process)"
 run 'BenchmarkPodMemory$' 1x

@@ -207,3 +207,57 @@ func smapsRollup(pid int) (rss, pss int) {
 	}
 	return rss, pss
 }
+
+// BenchmarkBridgeAddDirect50 is the floor for 50 at once: 50 ADDs of the
+// same conflist through libcni concurrently, into netns made beforehand.
+func BenchmarkBridgeAddDirect50(b *testing.B) {
+	e := newPodEnv(b)
+	e.masq = os.Getenv("CRIT_BENCH_NOMASQ") == ""
+	e.conflist()
+	m := cni.New(e.cfg.CNI.ConfDir, e.cfg.CNI.BinDirs)
+	m.SetCacheDir(filepath.Join(e.dir, "cache"))
+	ctx := context.Background()
+	var all, totals []time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		atts := make([]*cni.Attachment, 50)
+		for j := range atts {
+			name := "crit-bench-" + randHex(4)
+			if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+				b.Fatalf("ip netns add: %v %s", err, out)
+			}
+			atts[j] = &cni.Attachment{ID: randHex(16), NetNS: "/run/netns/" + name, Namespace: "bench", Name: name, UID: "u"}
+			if err := m.Prepare(atts[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for _, a := range atts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := time.Now()
+				_, err := m.Add(ctx, a)
+				mu.Lock()
+				all = append(all, time.Since(s))
+				mu.Unlock()
+				if err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		totals = append(totals, time.Since(t0))
+		b.StopTimer()
+		for _, a := range atts {
+			m.Del(ctx, a)
+			exec.Command("ip", "netns", "del", filepath.Base(a.NetNS)).Run()
+		}
+		b.StartTimer()
+	}
+	reportQuantiles(b, "add", all)
+	reportQuantiles(b, "total50", totals)
+}
