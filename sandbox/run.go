@@ -23,37 +23,11 @@ var AddTimeout = 2 * time.Minute
 // failure undoes every step done so far: no netns, veth, IP, cgroup or file
 // is left behind.
 func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handler string) (_ *Pod, retErr error) {
-	if handler != "" {
-		return nil, errdefs.InvalidArgument("unknown runtime handler %q", handler)
-	}
-	md := cfg.GetMetadata()
-	if md.GetName() == "" || md.GetNamespace() == "" || md.GetUid() == "" {
-		return nil, errdefs.InvalidArgument("pod metadata needs name, namespace and uid")
-	}
-	nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if nso.GetPid() == runtime.NamespaceMode_TARGET {
-		return nil, errdefs.InvalidArgument("pod PID namespace mode TARGET is only valid for containers")
-	}
-	hostNet := nso.GetNetwork() == runtime.NamespaceMode_NODE
-	ownIPC := nso.GetIpc() != runtime.NamespaceMode_NODE
-	sysctls, err := parseSysctls(cfg.GetLinux().GetSysctls(), !hostNet, ownIPC)
+	plan, err := planRun(cfg, handler)
 	if err != nil {
 		return nil, err
 	}
-	// No hostname given: the node's, as a fresh UTS namespace starts with
-	// it anyway (what containerd's pods show too).
-	hostname := cfg.GetHostname()
-	if hostname == "" {
-		hostname, _ = os.Hostname()
-	}
-	if len(hostname) > 64 {
-		return nil, errdefs.InvalidArgument("hostname %q is longer than 64 bytes", hostname)
-	}
-	parent := cfg.GetLinux().GetCgroupParent()
-	if err := validCgroupParent(parent); err != nil {
-		return nil, err
-	}
-
+	md := cfg.GetMetadata()
 	id := store.NewID()
 	name := podName(md)
 	if err := m.names.Reserve(name, id); err != nil {
@@ -63,8 +37,8 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	p := &Pod{
 		ID: id, Metadata: md, State: StateCreating, CreatedAt: time.Now().UnixNano(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), RuntimeHandler: handler,
-		Hostname: hostname, LogDirectory: cfg.GetLogDirectory(), NamespaceOptions: nso,
-		Dir: dir, CgroupParent: parent,
+		Hostname: plan.hostname, LogDirectory: cfg.GetLogDirectory(), NamespaceOptions: plan.nso,
+		Dir: dir, CgroupParent: plan.parent,
 		HostnamePath: filepath.Join(dir, "hostname"),
 		HostsPath:    filepath.Join(dir, "hosts"),
 		ResolvPath:   filepath.Join(dir, "resolv.conf"),
@@ -101,30 +75,8 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 		m.forget(id, name)
 	}()
 
-	ns, err := createNamespaces(nsRequest{
-		dir: dir, net: !hostNet, ipc: ownIPC, uts: !hostNet,
-		pid: nso.GetPid() == runtime.NamespaceMode_POD, hostname: hostname, sysctls: sysctls,
-	})
-	p.NetNS, p.IPCNS, p.UTSNS, p.PIDNS, p.InitPID = ns.net, ns.ipc, ns.uts, ns.pid, ns.initPID
-	if err != nil {
+	if err := m.setupKernel(p, plan); err != nil {
 		return nil, err
-	}
-	if ownIPC {
-		if err := mountShm(p.ShmPath, m.opt.ShmSize); err != nil {
-			return nil, err
-		}
-	} else {
-		p.ShmPath = "/dev/shm"
-	}
-	// The cgroup dirs made are recorded by the store commit that follows
-	// (before ADD), so only they are ever removed.
-	if p.Cgroups, err = createCgroup(m.opt.CgroupRoot, parent); err != nil {
-		return nil, err
-	}
-	if p.InitPID > 0 {
-		if err := joinCgroup(m.opt.CgroupRoot, parent, p.InitPID); err != nil {
-			return nil, err
-		}
 	}
 	if err := m.setupNetwork(ctx, e, p, cfg); err != nil {
 		return nil, err
@@ -136,7 +88,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	if err := m.update(e, p); err != nil {
 		return nil, err
 	}
-	log.Info("pod ready", "ips", p.IPs, "hostNetwork", hostNet)
+	log.Info("pod ready", "ips", p.IPs, "hostNetwork", plan.hostNet)
 	return clonePod(p), nil
 }
 
@@ -209,4 +161,83 @@ func (m *Manager) forget(id, name string) {
 	delete(m.pods, id)
 	m.mu.Unlock()
 	m.names.Release(name)
+}
+
+// runPlan is a validated pod config: what Run will create.
+type runPlan struct {
+	nso       *runtime.NamespaceOption
+	hostNet   bool
+	ownIPC    bool
+	sharedPID bool
+	sysctls   []sysctl
+	hostname  string
+	parent    string
+}
+
+// planRun validates cfg before anything is created or reserved.
+func planRun(cfg *runtime.PodSandboxConfig, handler string) (*runPlan, error) {
+	if handler != "" {
+		return nil, errdefs.InvalidArgument("unknown runtime handler %q", handler)
+	}
+	md := cfg.GetMetadata()
+	if md.GetName() == "" || md.GetNamespace() == "" || md.GetUid() == "" {
+		return nil, errdefs.InvalidArgument("pod metadata needs name, namespace and uid")
+	}
+	nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if nso.GetPid() == runtime.NamespaceMode_TARGET {
+		return nil, errdefs.InvalidArgument("pod PID namespace mode TARGET is only valid for containers")
+	}
+	hostNet := nso.GetNetwork() == runtime.NamespaceMode_NODE
+	ownIPC := nso.GetIpc() != runtime.NamespaceMode_NODE
+	sysctls, err := parseSysctls(cfg.GetLinux().GetSysctls(), !hostNet, ownIPC)
+	if err != nil {
+		return nil, err
+	}
+	// No hostname given: the node's, as a fresh UTS namespace starts with
+	// it anyway (what containerd's pods show too).
+	hostname := cfg.GetHostname()
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	if len(hostname) > 64 {
+		return nil, errdefs.InvalidArgument("hostname %q is longer than 64 bytes", hostname)
+	}
+	parent := cfg.GetLinux().GetCgroupParent()
+	if err := validCgroupParent(parent); err != nil {
+		return nil, err
+	}
+
+	return &runPlan{
+		nso: nso, hostNet: hostNet, ownIPC: ownIPC, sharedPID: nso.GetPid() == runtime.NamespaceMode_POD,
+		sysctls: sysctls, hostname: hostname, parent: parent,
+	}, nil
+}
+
+// setupKernel creates the pod's namespaces, /dev/shm and cgroup. What it
+// made is in p when it fails, for the caller's teardown.
+func (m *Manager) setupKernel(p *Pod, plan *runPlan) error {
+	ns, err := createNamespaces(nsRequest{
+		dir: p.Dir, net: !plan.hostNet, ipc: plan.ownIPC, uts: !plan.hostNet,
+		pid: plan.sharedPID, hostname: plan.hostname, sysctls: plan.sysctls,
+	})
+	p.NetNS, p.IPCNS, p.UTSNS, p.PIDNS, p.InitPID = ns.net, ns.ipc, ns.uts, ns.pid, ns.initPID
+	if err != nil {
+		return err
+	}
+	if plan.ownIPC {
+		if err := mountShm(p.ShmPath, m.opt.ShmSize); err != nil {
+			return err
+		}
+	} else {
+		p.ShmPath = "/dev/shm"
+	}
+	// The cgroup dirs made are recorded by the store commit that follows
+	// (before ADD), so only they are ever removed.
+	if p.Cgroups, err = createCgroup(m.opt.CgroupRoot, p.CgroupParent); err != nil {
+		return err
+	}
+	if p.InitPID > 0 {
+		return joinCgroup(m.opt.CgroupRoot, p.CgroupParent, p.InitPID)
+	}
+	return nil
 }
