@@ -236,3 +236,16 @@ func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 		m.log.Info("cleaned up orphan pod dir", "pod", p.ID)
 	}
 }
+
+// CheckNetwork runs CNI CHECK for a ready pod: nil when its network is as
+// ADD left it (or it has none), else what the plugins found wrong.
+func (m *Manager) CheckNetwork(ctx context.Context, id string) error {
+	p, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	if p.State != StateReady || p.Net == nil {
+		return nil
+	}
+	return m.cni.Check(ctx, p.Net)
+}

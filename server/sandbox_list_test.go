@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -290,4 +291,31 @@ func TestOrphanPodDirSweptOnStart(t *testing.T) {
 		t.Fatalf("orphan pod dir not swept: %v", err)
 	}
 	// checkLeaks: no mounts (ipc pin, shm) left under the test dir.
+}
+
+func TestCheckNetworkFindsABrokenPod(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	id := e.run(podConfig("checked"))
+	_, info := e.status(id)
+	// CHECK has no RPC: drive the daemon's own Server, built on the same
+	// dirs while the serving one is stopped.
+	e.stop()
+	srv, err := New(context.Background(), e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.pods.CheckNetwork(context.Background(), id); err != nil {
+		t.Fatalf("CHECK of a healthy pod: %v", err)
+	}
+	if out, err := nsenter(t, []string{"--net=" + info["netns"].(string)}, "ip", "link", "del", "eth0"); err != nil {
+		t.Fatalf("break the pod: %v %s", err, out)
+	}
+	if err := srv.pods.CheckNetwork(context.Background(), id); err == nil {
+		t.Fatal("CHECK passed with eth0 gone")
+	}
+	srv.Close()
+	e.start()
+	e.stopRemove(id) // DEL of a half-gone network still succeeds
 }
