@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 N=${N:-100}
-run() { go test ./server -run '^$' -count=1 -bench "$1" -benchtime="$2" | grep '^Benchmark'; }
+run() { go test ./server -run '^$' -count=1 -bench "$1" -benchtime="$2" | grep -E '^Benchmark|FAIL|left|still'; }
 log "sequential: $N pods, then the plugins' own ADD, $N times"
 run 'BenchmarkRunPodSandbox$' "${N}x"
 run 'BenchmarkBridgeAddDirect$' "${N}x"
