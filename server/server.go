@@ -10,6 +10,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -21,6 +22,8 @@ import (
 	"github.com/cri-server/cri-server/cni"
 	"github.com/cri-server/cri-server/config"
 	"github.com/cri-server/cri-server/imagesvc"
+	"github.com/cri-server/cri-server/sandbox"
+	"github.com/cri-server/cri-server/store"
 )
 
 // Server implements runtime.RuntimeServiceServer and
@@ -32,6 +35,9 @@ type Server struct {
 	cfg *config.Config
 	log *slog.Logger
 	cni *cni.Manager
+	db  *store.DB
+
+	pods *sandbox.Manager
 
 	// Streaming: exec, attach and port-forward sessions.
 	stream   streaming.Server
@@ -53,19 +59,41 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	for host, a := range cfg.Registry.Auths {
 		auths[host] = imagesvc.Auth{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken}
 	}
-	images, err := imagesvc.New(imagesvc.Options{Root: filepath.Join(cfg.Root, "images"),
-		State: filepath.Join(cfg.State, "images"), Registry: cfg.Registry, Auths: auths, Log: log})
-	if err != nil {
-		return nil, err
-	}
-	return &Server{
+	s := &Server{
 		cfg:     cfg,
 		log:     log,
 		cni:     cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
 		metrics: newMetrics(),
-		images:  images,
-	}, nil
+	}
+	s.cni.SetCacheDir(cni.DefaultCacheDir(cfg.Root))
+	var err error
+	s.images, err = imagesvc.New(imagesvc.Options{Root: filepath.Join(cfg.Root, "images"),
+		State: filepath.Join(cfg.State, "images"), Registry: cfg.Registry, Auths: auths, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	s.db, err = store.Open(filepath.Join(cfg.Root, "meta.db"))
+	if err != nil {
+		s.images.Close()
+		return nil, err
+	}
+	s.pods, err = sandbox.New(ctx, sandbox.Options{StateDir: cfg.State, DB: s.db, CNI: s.cni, Log: log})
+	if err != nil {
+		s.db.Close()
+		s.images.Close()
+		return nil, err
+	}
+	s.podNetNS = func(id string) (string, error) {
+		p, err := s.pods.Get(id)
+		if err != nil {
+			return "", err
+		}
+		return p.NetNS, nil
+	}
+	return s, nil
 }
 
 // Close releases what New acquired.
-func (s *Server) Close() error { return s.images.Close() }
+func (s *Server) Close() error {
+	return errors.Join(s.db.Close(), s.images.Close())
+}
