@@ -5,7 +5,6 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-
 // StreamImages is ListImages in batches, for nodes with many images.
 func (s *Server) StreamImages(r *runtime.StreamImagesRequest, ss grpc.ServerStreamingServer[runtime.StreamImagesResponse]) error {
 	imgs := s.listImages(r.GetFilter())
