@@ -4,10 +4,12 @@
 package cni
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 )
@@ -17,8 +19,9 @@ var ErrNoConfig = errors.New("no valid network config in the CNI conf dir")
 
 // Manager finds the network config and runs plugins.
 type Manager struct {
-	confDir string
-	binDirs []string
+	confDir  string
+	binDirs  []string
+	cacheDir string
 }
 
 // New returns a manager over confDir and the plugin dirs.
@@ -85,8 +88,13 @@ func extOf(path string) string {
 	return ""
 }
 
-// Status says whether pods can get a network now: nil, or why not.
+// statusTimeout bounds the plugins' STATUS on the kubelet's Status poll.
+const statusTimeout = 10 * time.Second
+
+// Status says whether pods can get a network now: nil, or why not (no
+// valid config, or a CNI 1.1 plugin reporting not ready).
 func (m *Manager) Status() error {
-	_, err := m.Load()
-	return err
+	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+	defer cancel()
+	return m.Ready(ctx)
 }

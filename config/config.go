@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,8 +34,27 @@ type Config struct {
 	// RuntimeConfig so that it names cgroup parents the same way.
 	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver"`
 
-	CNI      CNI      `toml:"cni" json:"cni"`
-	Registry Registry `toml:"registry" json:"registry"`
+	CNI       CNI       `toml:"cni" json:"cni"`
+	Registry  Registry  `toml:"registry" json:"registry"`
+	Streaming Streaming `toml:"streaming" json:"streaming"`
+	Metrics   Metrics   `toml:"metrics" json:"metrics"`
+}
+
+// Metrics configures the Prometheus endpoint (/metrics).
+type Metrics struct {
+	// Address is host:port to serve on; "" turns the endpoint off.
+	Address string `toml:"address" json:"address"`
+}
+
+// Streaming configures the HTTP server that serves exec, attach and
+// port-forward streams to the kubelet (or crictl).
+type Streaming struct {
+	// Address is host:port; port 0 picks a free one. Loopback by default:
+	// the kubelet proxies the streams, so nothing else needs to reach it.
+	Address string `toml:"address" json:"address"`
+	// TLSCertFile and TLSKeyFile, both or neither, serve HTTPS.
+	TLSCertFile string `toml:"tls_cert_file" json:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file" json:"tls_key_file"`
 }
 
 // CNI locates network configuration and plugins.
@@ -49,6 +69,18 @@ type Registry struct {
 	Insecure []string `toml:"insecure" json:"insecure"`
 	// Mirrors maps a registry host to the endpoints tried before it.
 	Mirrors map[string]Mirror `toml:"mirrors" json:"mirrors"`
+	// Auths holds credentials per registry or mirror host: the kubelet
+	// sends credentials for the image's own registry only, never for a
+	// mirror (containerd issue 10540).
+	Auths map[string]RegistryAuth `toml:"auths" json:"-"`
+}
+
+// RegistryAuth is one host's credential, the fields of the CRI AuthConfig.
+type RegistryAuth struct {
+	Username      string `toml:"username"`
+	Password      string `toml:"password"`
+	Auth          string `toml:"auth"`
+	IdentityToken string `toml:"identity_token"`
 }
 
 // Mirror is an ordered list of endpoints ("http://127.0.0.1:5000" or
@@ -69,7 +101,9 @@ func Default() *Config {
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin"},
 		},
-		Registry: Registry{Mirrors: map[string]Mirror{}},
+		Registry:  Registry{Mirrors: map[string]Mirror{}},
+		Streaming: Streaming{Address: "127.0.0.1:0"},
+		Metrics:   Metrics{Address: "127.0.0.1:9191"},
 	}
 }
 
@@ -145,6 +179,17 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("config key registry.mirrors.%q.endpoints: %q needs http:// or https://", host, e)
 			}
 		}
+	}
+	if _, _, err := net.SplitHostPort(c.Streaming.Address); err != nil {
+		return fmt.Errorf("config key streaming.address: %q is not host:port", c.Streaming.Address)
+	}
+	if a := c.Metrics.Address; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("config key metrics.address: %q is not host:port", a)
+		}
+	}
+	if (c.Streaming.TLSCertFile == "") != (c.Streaming.TLSKeyFile == "") {
+		return fmt.Errorf("config key streaming.tls_cert_file: needs streaming.tls_key_file too, and the other way round")
 	}
 	for _, h := range c.Registry.Insecure {
 		if h == "" || strings.ContainsAny(h, "/ ") {

@@ -55,6 +55,8 @@ endpoints = ["http://127.0.0.1:5000"]
 		{name: "relative path", body: `state = "run"`, wantErr: "config key state"},
 		{name: "wrong type", body: `root = 3`, wantErr: "root"},
 		{name: "mirror without scheme", body: "[registry.mirrors.\"docker.io\"]\nendpoints = [\"m:5000\"]\n", wantErr: "needs http"},
+		{name: "bad streaming address", body: "[streaming]\naddress = \"localhost\"\n", wantErr: "streaming.address"},
+		{name: "cert without key", body: "[streaming]\ntls_cert_file = \"/c\"\n", wantErr: "tls_key_file"},
 		{name: "syntax error has position", body: "root = \n", wantErr: "line 1"},
 	}
 	for _, tt := range tests {

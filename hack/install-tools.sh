@@ -26,7 +26,14 @@ apt_install() {
 
 # Debian's dynamic busybox (the static one's shell runs applets in-process),
 # iptables for the portmap/masquerade CNI plugins, iproute2 for tests.
-apt_install busybox iptables iproute2 
+apt_install busybox iptables iproute2
+# libseccomp-dev: oci/seccomp compiles profiles with libseccomp (cgo); runc: the
+# executor benchmark measures beside it.
+apt_install libseccomp-dev runc
+# gcc + static libc build the test images' small programs (pause, nnp, the
+# nginx/httpd stand-ins); util-linux gives ipcs for the images and ipcmk,
+# which critest runs on the host.
+apt_install gcc libc6-dev util-linux curl
 
 go_install /usr/local/bin crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
 for p in bridge loopback portmap host-local; do
@@ -38,6 +45,17 @@ for p in firewall tuning; do
 done
 go_install "$TOOLS_BIN" registry github.com/google/go-containerregistry/cmd/registry "$GGCR_VERSION"
 go_install "$TOOLS_BIN" crane github.com/google/go-containerregistry/cmd/crane "$GGCR_VERSION"
+
+# The harness registry: ggcr's registry handler with blobs on disk and a
+# manifest journal (ggcr's cmd/registry is memory-only). Pinned by its go.mod.
+if [[ ! -x $TOOLS_BIN/registry-disk || $REPO_ROOT/hack/tools/registry/main.go -nt $TOOLS_BIN/registry-disk ]]; then
+  log "building registry-disk"
+  (cd "$REPO_ROOT/hack/tools/registry" && CGO_ENABLED=0 go build -o "$TOOLS_BIN/registry-disk" .)
+fi
+
+# critest -parallel N (N>1) re-runs itself under the ginkgo CLI; pinned to
+# the ginkgo that cri-tools v1.37.0 uses.
+go_install "$TOOLS_BIN" ginkgo github.com/onsi/ginkgo/v2/ginkgo v2.32.1
 
 # critest is a test binary; hack/tools/critest/go.mod pins cri-tools.
 if [[ ! -x $TOOLS_BIN/critest || ! -f $(stamp critest "$CRITOOLS_VERSION") ]]; then

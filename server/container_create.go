@@ -35,10 +35,10 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 	if cfg.GetImage().GetImage() == "" {
 		return nil, errdefs.InvalidArgument("config.image.image is required")
 	}
-	if s.pods == nil || s.images == nil {
+	if s.podDeps == nil || s.imageDeps == nil {
 		return nil, errdefs.FailedPrecondition("create container: pods or images are not wired")
 	}
-	pod, err := s.pods.Pod(ctx, r.GetPodSandboxId())
+	pod, err := s.podDeps.Pod(ctx, r.GetPodSandboxId())
 	if err != nil {
 		return nil, fmt.Errorf("find pod: %w", err)
 	}
@@ -70,15 +70,15 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 		log.Warn("create container failed, undone", "error", retErr)
 	}()
 
-	img, err := s.images.Resolve(ctx, cfg.Image.Image)
+	img, err := s.imageDeps.Resolve(ctx, cfg.Image.Image)
 	if err != nil {
 		return nil, fmt.Errorf("resolve image %s: %w", cfg.Image.Image, err)
 	}
-	rootfs, err := s.images.Mount(ctx, img.ID, id)
+	rootfs, err := s.imageDeps.Mount(ctx, img.ID, id)
 	if err != nil {
 		return nil, fmt.Errorf("mount rootfs: %w", err)
 	}
-	undo = append(undo, func(c context.Context) { s.images.Remove(c, id) })
+	undo = append(undo, func(c context.Context) { s.imageDeps.Remove(c, id) })
 
 	in := spec.Input{
 		ID: id, Config: cfg, Sandbox: sbCfg, SandboxID: pod.ID, Image: img.Config, ImageName: cfg.Image.Image,

@@ -38,8 +38,8 @@ func (s *Server) removeContainer(ctx context.Context, rec *containerRecord) erro
 			return fmt.Errorf("delete container %s: %w", rec.ID, err)
 		}
 	}
-	if s.images != nil {
-		if err := s.images.Remove(ctx, rec.ID); err != nil {
+	if s.imageDeps != nil {
+		if err := s.imageDeps.Remove(ctx, rec.ID); err != nil {
 			return fmt.Errorf("remove rootfs of %s: %w", rec.ID, err)
 		}
 	}

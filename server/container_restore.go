@@ -109,8 +109,8 @@ func (s *Server) cleanOrphanBundles(known map[string]bool) {
 		if s.runtime != nil {
 			s.runtime.Delete(bgCtx(), e.Name(), true)
 		}
-		if s.images != nil {
-			s.images.Remove(bgCtx(), e.Name())
+		if s.imageDeps != nil {
+			s.imageDeps.Remove(bgCtx(), e.Name())
 		}
 		os.RemoveAll(bundle)
 		s.log.Warn("removed orphan container state", "container", e.Name())

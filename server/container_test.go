@@ -24,13 +24,6 @@ import (
 
 // The test binary doubles as the monitor, running containers as plain
 // processes until the real executor is linked.
-func TestMain(m *testing.M) {
-	monitor.NewExecutor = monitortest.New
-	if len(os.Args) > 1 && os.Args[1] == "monitor" {
-		os.Exit(monitor.Main(os.Args[2:]))
-	}
-	os.Exit(m.Run())
-}
 
 type env struct {
 	s      *Server
@@ -80,7 +73,7 @@ func (e *env) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Server{cfg: e.cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), db: db,
-		pods: e.pods, images: e.images, runtime: e.rt, monitorExe: os.Args[0]}
+		podDeps: e.pods, imageDeps: e.images, runtime: e.rt, monitorExe: os.Args[0]}
 	if err := s.initContainers(db); err != nil {
 		db.Close()
 		t.Fatal(err)

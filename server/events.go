@@ -62,8 +62,8 @@ func (s *Server) emit(r *containerRecord, typ runtime.ContainerEventType) {
 		CreatedAt:          time.Now().UnixNano(),
 		ContainersStatuses: []*runtime.ContainerStatus{toCRIStatus(r)},
 	}
-	if s.pods != nil {
-		ev.PodSandboxStatus = s.pods.PodStatus(bgCtx(), r.PodID)
+	if s.podDeps != nil {
+		ev.PodSandboxStatus = s.podDeps.PodStatus(bgCtx(), r.PodID)
 	}
 	s.events.publish(ev)
 }

@@ -51,6 +51,7 @@ func (s *Server) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 
 func (s *Server) logCall(ctx context.Context, method string, start time.Time, err error) {
 	code := errdefs.Code(err)
+	s.metrics.observe(rpcName(method), code, time.Since(start))
 	lvl := level(code)
 	if !s.log.Enabled(ctx, lvl) {
 		return

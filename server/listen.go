@@ -78,6 +78,9 @@ func Listen(path string) (net.Listener, error) {
 	return lis, nil
 }
 
+// testHookNew lets tests set backends on the server before it serves.
+var testHookNew func(*Server)
+
 // Run serves the CRI until ctx is cancelled, then drains in-flight RPCs.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	lock, err := lockState(cfg.State)
@@ -95,6 +98,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer srv.Close()
+	if testHookNew != nil {
+		testHookNew(srv)
+	}
+	stopStreaming, err := srv.startStreaming(cfg.Streaming)
+	if err != nil {
+		return err
+	}
+	defer stopStreaming()
+	stopMetrics, err := srv.startMetrics(cfg.Metrics.Address)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	lis, err := Listen(cfg.Listen)
 	if err != nil {
 		return err

@@ -10,14 +10,20 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"k8s.io/cri-streaming/pkg/streaming"
+
 	"github.com/cri-server/cri-server/cni"
 	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/imagesvc"
+	"github.com/cri-server/cri-server/oci"
+	"github.com/cri-server/cri-server/sandbox"
 	"github.com/cri-server/cri-server/store"
 )
 
@@ -30,17 +36,29 @@ type Server struct {
 	cfg *config.Config
 	log *slog.Logger
 	cni *cni.Manager
+	db  *store.DB
+
+	pods *sandbox.Manager
+
+	// Streaming: exec, attach and port-forward sessions.
+	stream   streaming.Server
+	streamer Streamer // nil until containers are wired
+	podNetNS PodNetNS // nil until pods are wired
+
+	metrics     *metrics
+	metricsAddr string // bound address, for tests
+
+	images *imagesvc.Service
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
 
 	// Containers (container_*.go). pods, images and runtime are wired by
 	// the lead to sandbox, imagesvc and oci.Runtime.
-	db             *store.DB
 	ctrs           *containerStore
 	events         *eventHub
-	pods           podLookup
-	images         imageService
+	podDeps        podLookup
+	imageDeps      imageService
 	runtime        containerRuntime
 	monitorExe     string // the binary run as `monitor`; "" = /proc/self/exe
 	oomScoreAdj    int
@@ -49,24 +67,67 @@ type Server struct {
 
 // New builds the services from the effective configuration.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	db, err := store.Open(filepath.Join(cfg.Root, "meta.db"))
+	auths := map[string]imagesvc.Auth{}
+	for host, a := range cfg.Registry.Auths {
+		auths[host] = imagesvc.Auth{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken}
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		cni:     cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
+		metrics: newMetrics(),
+	}
+	s.cni.SetCacheDir(cni.DefaultCacheDir(cfg.Root))
+	var err error
+	s.images, err = imagesvc.New(imagesvc.Options{Root: filepath.Join(cfg.Root, "images"),
+		State: filepath.Join(cfg.State, "images"), Registry: cfg.Registry, Auths: auths, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		cfg: cfg,
-		log: log,
-		cni: cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
-		db:  db,
+	s.db, err = store.Open(filepath.Join(cfg.Root, "meta.db"))
+	if err != nil {
+		s.images.Close()
+		return nil, err
 	}
-	// pods, images and runtime must be set here, before the containers are
-	// reloaded: reconcile and orphan cleanup use them.
-	if err := s.initContainers(db); err != nil {
-		db.Close()
+	s.pods, err = sandbox.New(ctx, sandbox.Options{StateDir: cfg.State, DB: s.db, CNI: s.cni, Log: log})
+	if err != nil {
+		s.db.Close()
+		s.images.Close()
+		return nil, err
+	}
+	s.podNetNS = func(id string) (string, error) {
+		p, err := s.pods.Get(id)
+		if err != nil {
+			return "", err
+		}
+		return p.NetNS, nil
+	}
+	s.podDeps = podAdapter{s}
+	s.imageDeps = imageAdapter{s.images}
+	rt, err := oci.New(oci.Config{StateDir: s.ociStateDir(), CgroupDriver: cfg.CgroupDriver, Logger: log})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.runtime = rt
+	s.pods.SetContainerStopper(containerStopper{s})
+	// pods, images and runtime are set before the containers are reloaded:
+	// reconcile and orphan cleanup use them.
+	if err := s.initContainers(s.db); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Close releases what New acquired.
-func (s *Server) Close() error { return s.db.Close() }
+// Close releases what New acquired; it copes with a half-built server.
+func (s *Server) Close() error {
+	var errs []error
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	if s.images != nil {
+		errs = append(errs, s.images.Close())
+	}
+	return errors.Join(errs...)
+}

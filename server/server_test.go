@@ -29,6 +29,7 @@ func startServer(t *testing.T) (*grpc.ClientConn, *config.Config) {
 	cfg.State = filepath.Join(dir, "state")
 	cfg.Listen = filepath.Join(dir, "state", "cri.sock")
 	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
+	cfg.Metrics.Address = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()

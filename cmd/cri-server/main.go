@@ -15,6 +15,13 @@ import (
 	"syscall"
 
 	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/monitor"
+	"github.com/cri-server/cri-server/oci"
+	"github.com/cri-server/cri-server/oci/cli"
+	// Joins mount and user namespaces before the Go runtime starts, for
+	// exec into a running container; inert unless the executor asks.
+	_ "github.com/cri-server/cri-server/oci/nsenter"
+	"github.com/cri-server/cri-server/sandbox"
 	"github.com/cri-server/cri-server/server"
 	"github.com/cri-server/cri-server/version"
 )
@@ -25,9 +32,26 @@ commands:
   serve     serve the CRI on the socket (the default)
   config    print the effective configuration and exit
   version   print the version and exit
+  oci       the runc-compatible command line: cri-server oci [--root DIR] <verb> ...
 `
 
 func main() {
+	// Re-executions of this binary come first, before any other work:
+	// each runs in a child the daemon started and never returns here.
+	if sandbox.IsPodInit(os.Args) {
+		sandbox.PodInitMain() // a shared-PID pod's reaper
+	}
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "init":
+			oci.InitMain() // the container's init, before it execs the user's process
+		case "monitor":
+			monitor.NewExecutor = monitor.OCIExecutor
+			os.Exit(monitor.Main(os.Args[2:])) // a container's monitor
+		case "oci":
+			os.Exit(cli.Main(os.Args[2:])) // runc-compatible command line
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -14,6 +14,7 @@ import (
 
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/errdefs"
@@ -83,7 +84,7 @@ func Generate(in Input) (*specs.Spec, error) {
 			Terminal:        c.Tty,
 			NoNewPrivileges: c.GetLinux().GetSecurityContext().GetNoNewPrivs(),
 			Capabilities:    capabilities(c.GetLinux().GetSecurityContext()),
-			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}},
+			Rlimits:         []specs.POSIXRlimit{defaultNofile(in.Log)},
 		},
 		Mounts:      DefaultMounts(),
 		Annotations: annotations(in),
@@ -231,4 +232,22 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// wantNofile is containerd's default open-file limit for containers.
+const wantNofile = 1048576
+
+// defaultNofile is containerd's RLIMIT_NOFILE, clamped to the daemon's own
+// hard limit: without CAP_SYS_RESOURCE (kind nodes, rootless, this CI) the
+// kernel refuses to raise it, and a pod must not fail for a default.
+func defaultNofile(log *slog.Logger) specs.POSIXRlimit {
+	n := uint64(wantNofile)
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err == nil && cur.Max < n {
+		n = cur.Max
+		if log != nil {
+			log.Debug("RLIMIT_NOFILE clamped to the daemon's hard limit", "wanted", wantNofile, "limit", n)
+		}
+	}
+	return specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: n, Soft: n}
 }

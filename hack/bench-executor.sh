@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmarks the executor beside runc: create+start+wait+delete of a busybox
+# container running /bin/true, N times (default 200) through each command
+# line ("oci run"/"runc run"), printing median and p95, the ratio, the peak
+# RSS of our command line and the Go start-up cost of the re-exec'd init.
+# Needs root, runc (apt) and busybox (apt). Usage: hack/bench-executor.sh [N]
+set -euo pipefail
+N=${1:-200}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/bench-executor.XXXXXX)
+CG=/cri-server-bench-$$
+# Every container of the run uses (and deletes) the cgroup $CG; remove what a
+# failed iteration could leave.
+trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null; done; rm -rf "$WORK"' EXIT
+
+TAGS=""
+[[ -d $REPO/oci/cgroups ]] || TAGS=""
+(cd "$REPO" && go build $TAGS -o "$WORK/cri-server" ./hack/executor-cli)
+
+# The rootfs: Debian's dynamic busybox and the libraries ldd names.
+B=$WORK/bundle; R=$B/rootfs
+mkdir -p "$R"/{bin,proc,sys,dev,tmp}
+cp /bin/busybox "$R/bin/"
+for l in $(ldd /bin/busybox | grep -o '/[^ ]*'); do mkdir -p "$R$(dirname "$l")"; cp "$l" "$R$l"; done
+ln -s busybox "$R/bin/true"; ln -s busybox "$R/bin/sh"
+(cd "$B" && runc spec)
+python3 - "$B/config.json" "$CG" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p))
+c["linux"]["cgroupsPath"] = sys.argv[2]
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+json.dump(c, open(p, "w"))
+PY
+
+# run_loop NAME CMD... : prints per-iteration milliseconds to $WORK/NAME.ms
+run_loop() {
+  local name=$1; shift
+  : > "$WORK/$name.ms"
+  for i in $(seq 1 "$N"); do
+    local t0 t1
+    t0=$(date +%s%N)
+    "$@" run -b "$B" "bench-$name-$$-$i" >/dev/null 2>&1 </dev/null || { echo "$name run $i failed"; "$@" run -b "$B" "bench-$name-$$-x$i" </dev/null || true; exit 1; }
+    t1=$(date +%s%N)
+    echo $(( (t1 - t0) / 1000 )) >> "$WORK/$name.ms"
+  done
+}
+
+stats() { # prints "median p95" in ms
+  sort -n "$1" | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; p=a[int(NR*0.95+0.5)]; printf "%.2f %.2f\n", m/1000, p/1000}'
+}
+
+run_loop cri-server "$WORK/cri-server" oci --root "$WORK/state"
+run_loop runc runc --root "$WORK/runc-state"
+read -r om op < <(stats "$WORK/cri-server.ms")
+read -r rm rp < <(stats "$WORK/runc.ms")
+printf "%-12s median %7s ms  p95 %7s ms\n" cri-server "$om" "$op" runc "$rm" "$rp"
+awk -v a="$om" -v b="$rm" 'BEGIN {printf "ratio cri-server/runc (median): %.2f\n", a/b}'
+if command -v crun >/dev/null && crun --root "$WORK/crun-state" run -b "$B" crun-probe >/dev/null 2>&1 </dev/null; then
+  run_loop crun crun --root "$WORK/crun-state"
+  read -r cm cp < <(stats "$WORK/crun.ms"); printf "%-12s median %7s ms  p95 %7s ms\n" crun "$cm" "$cp"
+else
+  echo "crun: not run (absent, or refuses this machine's hybrid cgroups)"
+fi
+
+# Peak RSS of one cri-server oci run (the command line, the parent of the init).
+if [[ -x /usr/bin/time ]]; then
+  /usr/bin/time -f "peak RSS of 'oci run': %M KiB" "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-rss-$$ </dev/null
+fi
+# Phase timings from the executor's log (create = namespaces+mounts+cgroup up to the barrier).
+for i in 1 2 3 4 5; do
+  "$WORK/cri-server" oci --root "$WORK/state" --log "$WORK/log" run -b "$B" bench-log-$$-$i </dev/null >/dev/null 2>&1 || true
+done
+echo "create phases (clone+exec of the init with its namespaces / cgroup / mounts+pivot until the barrier):"
+grep 'msg="container created"' "$WORK/log" | grep -o 'clone=.*' | sed 's/^/  /' || true
+# Go start-up of the re-exec'd init: the sum of package init() clocks.
+GODEBUG=inittrace=1 "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-init-$$ </dev/null 2>"$WORK/inittrace" >/dev/null || true
+awk '/^init /{n++; ms+=$5} END {printf "re-exec Go package init: %d packages, %.3f ms total (two processes: command line + init)\n", n, ms}' "$WORK/inittrace"
+sort -k5 -n -r "$WORK/inittrace" | grep '^init ' | head -5 | sed 's/^/  heaviest: /'

@@ -1,0 +1,217 @@
+package imagesvc
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/errdefs"
+)
+
+// fetchLayer downloads one layer blob and unpacks it in the same pass: the
+// network stream is hashed and written to the blob store while a second
+// goroutine decompresses it and the tar is unpacked into a fresh snapshot.
+// Nothing becomes visible unless the blob's digest and size and the tar's
+// diff id all match.
+func (s *Service) fetchLayer(ctx context.Context, img v1.Image, lr layerRecord) error {
+	snap := s.snapshotPath(lr.ChainID)
+	if exists(snap) && (!s.opts.KeepLayerBlobs || exists(s.blobPath(lr.Digest))) {
+		return nil
+	}
+	h, err := v1.NewHash(lr.Digest)
+	if err != nil {
+		return errdefs.InvalidArgument("layer digest %q: %v", lr.Digest, err)
+	}
+	layer, err := img.LayerByDigest(h)
+	if err != nil {
+		return fmt.Errorf("find layer: %w", err)
+	}
+	rc, err := layer.Compressed()
+	if err != nil {
+		return fmt.Errorf("fetch layer: %w", err)
+	}
+	defer rc.Close()
+	stop := context.AfterFunc(ctx, func() { rc.Close() })
+	defer stop()
+	err = s.ingestLayer(rc, lr)
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
+}
+
+// ingestLayer is fetchLayer after the request: r is the compressed stream.
+func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
+	sink := io.Discard
+	var tmpBlob *os.File
+	if s.opts.KeepLayerBlobs {
+		f, err := os.CreateTemp(filepath.Join(s.opts.Root, "ingest"), "blob-")
+		if err != nil {
+			return fmt.Errorf("create ingest file: %w", err)
+		}
+		defer func() { f.Close(); os.Remove(f.Name()) }()
+		tmpBlob, sink = f, f
+	}
+	tmpSnap := filepath.Join(s.opts.Root, "snapshots", ".tmp-"+randHex())
+	if err := os.MkdirAll(filepath.Join(tmpSnap, "fs"), 0o755); err != nil {
+		return fmt.Errorf("create snapshot: %w", err)
+	}
+	defer os.RemoveAll(tmpSnap) // a no-op once renamed
+
+	blobHash, diffHash := sha256.New(), sha256.New()
+	bw := bufio.NewWriterSize(sink, 1<<20)
+	cnt := &counter{}
+	tee := io.TeeReader(r, io.MultiWriter(bw, blobHash, cnt))
+	pr, pw := io.Pipe()
+	derr := make(chan error, 1)
+	go func() {
+		err := decompress(tee, pw)
+		pw.CloseWithError(err)
+		derr <- err
+	}()
+	usage, uerr := unpack(io.TeeReader(pr, diffHash), filepath.Join(tmpSnap, "fs"))
+	if uerr == nil {
+		_, uerr = io.Copy(io.Discard, io.TeeReader(pr, diffHash)) // tar padding
+	}
+	pr.CloseWithError(errors.New("unpack stopped"))
+	if uerr != nil {
+		r.Close() // unblocks the decompressor if it waits on the network
+		<-derr
+		return uerr
+	}
+	if err := <-derr; err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write blob: %w", err)
+	}
+	if got := sum(blobHash); got != lr.Digest || cnt.n != lr.Size {
+		return errdefs.FailedPrecondition("blob has digest %s size %d, manifest says %s size %d", got, cnt.n, lr.Digest, lr.Size)
+	}
+	if got := sum(diffHash); got != lr.DiffID {
+		return errdefs.FailedPrecondition("uncompressed layer has digest %s, image config says %s", got, lr.DiffID)
+	}
+	uj, _ := json.Marshal(usage)
+	if err := os.WriteFile(filepath.Join(tmpSnap, "usage.json"), uj, 0o600); err != nil {
+		return fmt.Errorf("write snapshot usage: %w", err)
+	}
+	if !exists(s.snapshotPath(lr.ChainID)) {
+		if err := os.Rename(tmpSnap, s.snapshotPath(lr.ChainID)); err != nil {
+			return fmt.Errorf("commit snapshot: %w", err)
+		}
+	}
+	if tmpBlob != nil {
+		if err := os.Rename(tmpBlob.Name(), s.blobPath(lr.Digest)); err != nil {
+			return fmt.Errorf("commit blob: %w", err)
+		}
+	}
+	return nil
+}
+
+// decompress streams r, decompressed by its magic number (media types lie),
+// to the pipe's writer. It runs in its own goroutine so that decompression
+// and unpacking use two cores.
+func decompress(r io.Reader, w io.Writer) error {
+	br := bufio.NewReaderSize(r, 1<<20)
+	magic, _ := br.Peek(4)
+	var src io.Reader = br
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return errdefs.FailedPrecondition("read gzip layer: %v", err)
+		}
+		defer zr.Close()
+		src = zr
+	case len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return fmt.Errorf("read zstd layer: %w", err)
+		}
+		defer zr.Close()
+		src = zr
+	}
+	if _, err := io.CopyBuffer(w, src, make([]byte, 256<<10)); err != nil {
+		return fmt.Errorf("decompress layer: %w", err)
+	}
+	// The digest covers the whole blob, trailing bytes included.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return fmt.Errorf("read layer: %w", err)
+	}
+	return nil
+}
+
+type counter struct{ n int64 }
+
+func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+func sum(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
+
+func randHex() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// syncfsPath flushes the filesystem holding p. A pull calls it once, after
+// every layer is in place and before the record commits: syncfs covers the
+// whole filesystem, so one call makes all layers durable, where an fsync per
+// file would cost a disk flush each, and a syncfs per parallel layer would
+// flush the other layers' half-written files again and again.
+func syncfsPath(p string) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s for sync: %w", p, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncfs: %w", err)
+	}
+	return nil
+}
+
+// writeBlob stores small verified blobs (manifests, configs).
+func (s *Service) writeBlob(digest string, data []byte) error {
+	if got := digestOf(data); got != digest {
+		return errdefs.FailedPrecondition("blob has digest %s, want %s", got, digest)
+	}
+	p := s.blobPath(digest)
+	if exists(p) {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Join(s.opts.Root, "ingest"), "blob-")
+	if err != nil {
+		return fmt.Errorf("create ingest file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write blob: %w", err)
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return fmt.Errorf("commit blob: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package imagesvc
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/errdefs"
+)
+
+type ent struct {
+	name, link, body string
+	typ              byte
+	mode             int64
+	uid              int
+}
+
+func mkTar(t *testing.T, ents ...ent) *bytes.Buffer {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, e := range ents {
+		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.body)), Uid: e.uid, Gid: e.uid}
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if h.Typeflag != tar.TypeReg {
+			h.Size = 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte(e.body))
+		}
+	}
+	tw.Close()
+	return &b
+}
+
+func requireRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (chown, mknod, trusted xattrs, mounts)")
+	}
+}
+
+// Hostile entries are refused and nothing lands outside the snapshot.
+func TestUnpackHostile(t *testing.T) {
+	requireRoot(t)
+	for _, tc := range []struct {
+		name string
+		ents []ent
+	}{
+		{name: "dotdot", ents: []ent{{name: "../outside/pwned", body: "x"}}},
+		{name: "absolute", ents: []ent{{name: "/outside/pwned", body: "x"}}},
+		{name: "through planted symlink", ents: []ent{{name: "evil", link: "../outside", typ: tar.TypeSymlink}, {name: "evil/pwned", body: "x"}}},
+		{name: "through absolute symlink", ents: []ent{{name: "evil", link: "/", typ: tar.TypeSymlink}, {name: "evil/tmp/pwned", body: "x"}}},
+		{name: "hardlink out", ents: []ent{{name: "h", link: "../outside/target", typ: tar.TypeLink}}},
+		{name: "hardlink through symlink", ents: []ent{{name: "evil", link: "../outside", typ: tar.TypeSymlink}, {name: "h", link: "evil/target", typ: tar.TypeLink}}},
+		{name: "whiteout through symlink", ents: []ent{{name: "evil", link: "../outside", typ: tar.TypeSymlink}, {name: "evil/.wh.target", body: ""}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			outside := filepath.Join(base, "outside")
+			os.MkdirAll(outside, 0o755)
+			os.WriteFile(filepath.Join(outside, "target"), []byte("keep"), 0o644)
+			snap := filepath.Join(base, "snap")
+			os.MkdirAll(snap, 0o755)
+			_, err := unpack(mkTar(t, tc.ents...), snap)
+			if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+				t.Fatalf("unpack = %v; want a refusal", err)
+			}
+			ents, _ := os.ReadDir(outside)
+			if len(ents) != 1 {
+				t.Fatalf("something was written outside the snapshot: %v", ents)
+			}
+			if b, _ := os.ReadFile(filepath.Join(outside, "target")); string(b) != "keep" {
+				t.Fatalf("outside file changed: %q", b)
+			}
+		})
+	}
+}
+
+func TestUnpackPreserves(t *testing.T) {
+	requireRoot(t)
+	snap := t.TempDir()
+	_, err := unpack(mkTar(t,
+		ent{name: "bin/", typ: tar.TypeDir, mode: 0o755},
+		ent{name: "bin/su", body: "su", mode: 0o4755, uid: 0},
+		ent{name: "home/u/f", body: "data", mode: 0o600, uid: 1234},
+		ent{name: "bin/su2", link: "bin/su", typ: tar.TypeLink},
+		ent{name: "lnk", link: "/etc/passwd", typ: tar.TypeSymlink},
+		ent{name: "dev/null", typ: tar.TypeChar, mode: 0o666},
+	), snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	unix.Stat(filepath.Join(snap, "bin/su"), &st)
+	if st.Mode&0o7777 != 0o4755 || st.Nlink != 2 {
+		t.Errorf("bin/su mode %o nlink %d", st.Mode&0o7777, st.Nlink)
+	}
+	unix.Stat(filepath.Join(snap, "home/u/f"), &st)
+	if st.Uid != 1234 || st.Mode&0o777 != 0o600 {
+		t.Errorf("home/u/f uid %d mode %o", st.Uid, st.Mode&0o777)
+	}
+	if l, _ := os.Readlink(filepath.Join(snap, "lnk")); l != "/etc/passwd" {
+		t.Errorf("symlink target %q", l)
+	}
+	unix.Lstat(filepath.Join(snap, "dev/null"), &st)
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		t.Errorf("dev/null mode %o", st.Mode)
+	}
+}
+
+// Whiteouts and opaque dirs hide the lower layer's files in a real overlay.
+func TestWhiteoutsHideLowerFiles(t *testing.T) {
+	requireRoot(t)
+	base := t.TempDir()
+	lower, upperLayer := filepath.Join(base, "l1"), filepath.Join(base, "l2")
+	os.MkdirAll(lower, 0o755)
+	os.MkdirAll(upperLayer, 0o755)
+	if _, err := unpack(mkTar(t,
+		ent{name: "etc/gone", body: "x"}, ent{name: "etc/kept", body: "k"},
+		ent{name: "opq/", typ: tar.TypeDir, mode: 0o755}, ent{name: "opq/old", body: "o"},
+		ent{name: "evil", link: "/tmp", typ: tar.TypeSymlink},
+	), lower); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unpack(mkTar(t,
+		ent{name: "etc/.wh.gone"},
+		ent{name: "opq/", typ: tar.TypeDir, mode: 0o755}, ent{name: "opq/.wh..wh..opq"}, ent{name: "opq/new", body: "n"},
+		// A symlink planted by a lower layer is not followed: this lands in
+		// the layer's own evil/ dir, which hides the symlink.
+		ent{name: "evil/inside", body: "i"},
+	), upperLayer); err != nil {
+		t.Fatal(err)
+	}
+	mnt, up, work := filepath.Join(base, "m"), filepath.Join(base, "u"), filepath.Join(base, "w")
+	for _, d := range []string{mnt, up, work} {
+		os.MkdirAll(d, 0o755)
+	}
+	if err := mountOverlay([]string{upperLayer, lower}, up, work, mnt); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := unix.Unmount(mnt, 0); err != nil || mounted(mnt) {
+			t.Errorf("overlay leaked: %v", err)
+		}
+	}()
+	for _, tc := range []struct {
+		name string
+		path string
+		want bool
+	}{
+		{"whiteout hides", "etc/gone", false},
+		{"sibling stays", "etc/kept", true},
+		{"opaque hides", "opq/old", false},
+		{"opaque dir new file", "opq/new", true},
+		{"dir over symlink", "evil/inside", true},
+	} {
+		_, err := os.Lstat(filepath.Join(mnt, tc.path))
+		if (err == nil) != tc.want {
+			t.Errorf("%s: %s exists=%v want %v", tc.name, tc.path, err == nil, tc.want)
+		}
+	}
+	if _, err := os.Stat("/tmp/inside"); err == nil {
+		t.Errorf("write went through the lower layer's symlink")
+	}
+}
+
+// More directories than the fd cache holds: the root fd must survive the
+// cache being flushed.
+func TestUnpackManyDirs(t *testing.T) {
+	requireRoot(t)
+	defer func(n int) { maxDirFDs = n }(maxDirFDs)
+	maxDirFDs = 16
+	var ents []ent
+	for i := 0; i < 42; i++ {
+		ents = append(ents, ent{name: "d" + strconv.Itoa(i) + "/f", body: "x"})
+	}
+	snap := t.TempDir()
+	u, err := unpack(mkTar(t, ents...), snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Inodes != 42 || u.Bytes != 42 {
+		t.Fatalf("usage %+v", u)
+	}
+	if _, err := os.Stat(filepath.Join(snap, "d41", "f")); err != nil {
+		t.Fatal(err)
+	}
+}

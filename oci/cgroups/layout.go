@@ -1,0 +1,147 @@
+package cgroups
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+)
+
+// Mode is how the host mounts cgroups.
+type Mode int
+
+const (
+	ModeV1     Mode = iota + 1 // only v1 hierarchies
+	ModeHybrid                 // v1 hierarchies plus a cgroup2 mount (e.g. /sys/fs/cgroup/unified)
+	ModeV2                     // cgroup2 at /sys/fs/cgroup
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeV1:
+		return "v1"
+	case ModeHybrid:
+		return "hybrid"
+	case ModeV2:
+		return "v2"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Layout is where the hierarchies are mounted.
+type Layout struct {
+	Mode Mode
+	// V1 maps a v1 controller ("cpu", "memory", "name=systemd") to its mount
+	// point. Co-mounted controllers ("cpu,cpuacct") share one directory.
+	V1 map[string]string
+	// Unified is the cgroup2 mount point, "" without one.
+	Unified string
+}
+
+var (
+	layoutOnce sync.Once
+	layoutVal  Layout
+	layoutErr  error
+)
+
+// DetectLayout reads /proc/self/mountinfo once per process; mounts of
+// cgroup hierarchies do not change under a running daemon.
+func DetectLayout() (Layout, error) {
+	layoutOnce.Do(func() {
+		f, err := os.Open("/proc/self/mountinfo")
+		if err != nil {
+			layoutErr = fmt.Errorf("detect cgroup layout: %w", err)
+			return
+		}
+		defer f.Close()
+		layoutVal, layoutErr = parseLayout(f)
+	})
+	return layoutVal, layoutErr
+}
+
+// parseLayout finds cgroup and cgroup2 mounts in mountinfo. The first mount
+// of each hierarchy wins; the one at /sys/fs/cgroup decides pure v2.
+func parseLayout(r io.Reader) (Layout, error) {
+	l := Layout{V1: map[string]string{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, f := range fields {
+			if f == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 5 || len(fields) < sep+4 {
+			continue
+		}
+		mnt := unescapeMount(fields[4])
+		fstype, superOpts := fields[sep+1], fields[sep+3]
+		switch fstype {
+		case "cgroup2":
+			if l.Unified == "" || mnt == "/sys/fs/cgroup" {
+				l.Unified = mnt
+			}
+		case "cgroup":
+			for _, opt := range strings.Split(superOpts, ",") {
+				if v1Controllers[opt] || strings.HasPrefix(opt, "name=") {
+					if _, ok := l.V1[opt]; !ok {
+						l.V1[opt] = mnt
+					}
+				}
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Layout{}, fmt.Errorf("read mountinfo: %w", err)
+	}
+	switch {
+	case l.Unified == "/sys/fs/cgroup" || (l.Unified != "" && len(l.V1) == 0):
+		l.Mode, l.V1 = ModeV2, nil
+	case len(l.V1) > 0 && l.Unified != "":
+		l.Mode = ModeHybrid
+	case len(l.V1) > 0:
+		l.Mode = ModeV1
+	default:
+		return Layout{}, errUnsupported("no cgroup hierarchy is mounted")
+	}
+	return l, nil
+}
+
+var v1Controllers = map[string]bool{
+	"cpu": true, "cpuacct": true, "cpuset": true, "memory": true, "devices": true,
+	"freezer": true, "blkio": true, "pids": true, "hugetlb": true, "net_cls": true,
+	"net_prio": true, "perf_event": true, "rdma": true, "misc": true,
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range s[i+1 : i+4] {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + byte(c-'0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

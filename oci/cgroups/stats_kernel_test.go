@@ -1,0 +1,138 @@
+package cgroups
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cri-server/cri-server/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func TestStatsCPUUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		opts func(t *testing.T) []Option
+	}{
+		{name: "host layout (v1 cpuacct)", opts: func(*testing.T) []Option { return nil }},
+		{name: "v2 cpu.stat", opts: func(t *testing.T) []Option { return unifiedV2(t) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := hostManager(t, tt.opts(t)...)
+			c := startChild(t, spinner)
+			if err := m.Apply(c.pid()); err != nil {
+				t.Fatal(err)
+			}
+			c.go_()
+			time.Sleep(200 * time.Millisecond)
+			st, err := m.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.CPU.UsageNanos < uint64(50*time.Millisecond) {
+				t.Errorf("cpu usage %v after 200ms of spinning", time.Duration(st.CPU.UsageNanos))
+			}
+			if err := m.Kill(unix.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.wait(t)
+			waitEmpty(t, m)
+		})
+	}
+}
+
+func TestStatsOfRemovedCgroupIsNotFound(t *testing.T) {
+	requireRoot(t)
+	m, err := New(testPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Stats(); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("Stats after Destroy = %v, want not found", err)
+	}
+}
+
+// The hybrid host's hugetlb lives in the unified hierarchy, enabled in the
+// root's cgroup.subtree_control. Writing the shared root is opt-in.
+func TestHugetlbViaUnified(t *testing.T) {
+	requireRoot(t)
+	l, _ := DetectLayout()
+	if l.Mode != ModeHybrid && l.Mode != ModeV2 {
+		t.Skip("no unified hierarchy")
+	}
+	sizes := hugePageSizes()
+	if len(sizes) == 0 {
+		t.Skip("no huge page sizes")
+	}
+	sub, _ := os.ReadFile(filepath.Join(l.Unified, "cgroup.subtree_control"))
+	if !slices.Contains(strings.Fields(string(sub)), "hugetlb") && os.Getenv("CRI_SERVER_TEST_CGROUP_ROOT") != "1" {
+		t.Skip("hugetlb not enabled in the cgroup2 root; set CRI_SERVER_TEST_CGROUP_ROOT=1 to let the test enable it")
+	}
+	size := sizes[0].name
+	m := hostManager(t)
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: size, Limit: 4 << 20}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBack(t, m.Paths()[""], "hugetlb."+size+".max"); got != "4194304" {
+		t.Fatalf("hugetlb.%s.max = %q", size, got)
+	}
+	st, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Hugetlb[size]; !ok {
+		t.Fatalf("stats hugetlb %v lacks %s", st.Hugetlb, size)
+	}
+}
+
+func TestStatsReaderReopensAndSweeps(t *testing.T) {
+	requireRoot(t)
+	m, err := New(testPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDestroy(t, m)
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	r := NewStatsReader()
+	defer r.Close()
+	out := make([]Stats, 1)
+	if errs := r.ReadMany([]Manager{m}, out); errs != nil {
+		t.Fatal(errs)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if errs := r.ReadMany([]Manager{m}, out); len(errs) != 1 || !errors.Is(errs[0], errdefs.ErrNotFound) {
+		t.Fatalf("read of a removed cgroup: %v, want not found", errs)
+	}
+	// Recreated at the same path: the cached files are stale, not fatal.
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	if errs := r.ReadMany([]Manager{m}, out); errs != nil {
+		t.Fatalf("read after recreate: %v", errs)
+	}
+	for i := 0; i < 3; i++ {
+		r.ReadMany(nil, nil)
+	}
+	if len(r.fds) != 0 {
+		t.Fatalf("%d files still open after the container left the list", len(r.fds))
+	}
+}

@@ -1,0 +1,147 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cri-server/cri-server/oci"
+	"github.com/cri-server/cri-server/oci/cli"
+	_ "github.com/cri-server/cri-server/oci/nsenter"
+)
+
+// TestMain makes this test binary the cri-server binary: "init" is the
+// container init, CLI_UNDER_TEST=1 runs the command line.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		oci.InitMain()
+	}
+	if os.Getenv("CLI_UNDER_TEST") == "1" {
+		os.Exit(cli.Main(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func bundle(t *testing.T) (string, string) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "bundle", "rootfs")
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command("ldd", "/bin/busybox").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []string{"/bin/busybox"}
+	for _, f := range strings.Fields(string(out)) {
+		if strings.HasPrefix(f, "/") {
+			files = append(files, f)
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, f), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range []string{"sh", "true", "sleep"} {
+		os.Symlink("busybox", filepath.Join(root, "bin", a))
+	}
+	return dir, filepath.Join(dir, "bundle")
+}
+
+func ociCmd(t *testing.T, root string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("/proc/self/exe", append([]string{"--root", root}, args...)...)
+	cmd.Env = append(os.Environ(), "CLI_UNDER_TEST=1")
+	// A file, not a pipe: a created container holds its stdio open.
+	f, ferr := os.CreateTemp(t.TempDir(), "out")
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	err := cmd.Run()
+	b, _ := os.ReadFile(f.Name())
+	out := string(b)
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out, code
+}
+
+func TestCLILifecycle(t *testing.T) {
+	dir, b := bundle(t)
+	root := filepath.Join(dir, "state")
+	if out, code := ociCmd(t, root, "spec", "--bundle", b); code != 0 {
+		t.Fatalf("spec: %d %s", code, out)
+	}
+	raw, err := os.ReadFile(filepath.Join(b, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Process.Terminal = false
+	spec.Process.Args = []string{"sh", "-c", "exit 3"}
+	spec.Linux.CgroupsPath = fmt.Sprintf("/cri-server-clitest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	raw, _ = json.Marshal(&spec)
+	os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644)
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"run exit code", []string{"run", "--bundle", b, "c1"}, 3, ""},
+		{"features", []string{"features"}, 0, "SCMP_ACT_ERRNO"},
+		{"unknown verb", []string{"frobnicate"}, 2, "unknown verb"},
+		{"state unknown", []string{"state", "nope"}, 1, "container nope"},
+		{"create", []string{"create", "-b", b, "c2"}, 0, ""},
+		{"state created", []string{"state", "c2"}, 0, `"status": "created"`},
+		{"start", []string{"start", "c2"}, 0, ""},
+		{"delete", []string{"delete", "--force", "c2"}, 0, ""},
+		{"delete again", []string{"delete", "-f", "c2"}, 0, ""},
+	}
+	for _, tc := range tests {
+		out, code := ociCmd(t, root, tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: exit %d output %q, want %d and %q", tc.name, code, out, tc.code, tc.want)
+		}
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("state left: %v", ents)
+	}
+	b2, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(b2), dir) {
+		t.Errorf("mount leaked under %s", dir)
+	}
+	hiers, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range hiers {
+		if _, err := os.Stat(filepath.Join(h, spec.Linux.CgroupsPath)); err == nil {
+			t.Errorf("cgroup leaked: %s%s", h, spec.Linux.CgroupsPath)
+		}
+	}
+}

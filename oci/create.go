@@ -1,0 +1,294 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/oci/seccomp"
+)
+
+// Create sets up a container whose init waits, before exec, for Start. The
+// calling process is the init's parent and must reap it (Container.Wait).
+func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, io IO) (*Container, error) {
+	return r.CreateBundle(ctx, id, "", spec, io)
+}
+
+// CreateBundle is Create recording the bundle directory (reported by State;
+// a relative root.path is resolved against it).
+func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *specs.Spec, stdio IO) (c *Container, retErr error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	plan, err := planNamespaces(spec.Linux)
+	if err != nil {
+		return nil, err
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if rootfs, err = filepath.Abs(rootfs); err != nil {
+		return nil, errdefs.InvalidArgument("root.path: %v", err)
+	}
+	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
+		return nil, errdefs.InvalidArgument("root.path %s: not a directory", rootfs)
+	}
+	var bpf []byte
+	var bpfFlags uint
+	if spec.Linux.Seccomp != nil {
+		if bpf, bpfFlags, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+	}
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, errdefs.AlreadyExists("container %s", id)
+		}
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	undo := []func(){func() { os.RemoveAll(dir) }}
+	defer func() {
+		if retErr != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if err := r.mkfifo(dir, spec); err != nil {
+		return nil, err
+	}
+	cgPath := r.cgroupsPathFor(id, spec)
+	mgr, err := r.newCgroup(cgPath)
+	if err != nil {
+		return nil, fmt.Errorf("create cgroup manager: %w", err)
+	}
+	undo = append(undo, func() { _ = mgr.Destroy() })
+
+	cmd, parent, err := r.initCmd(dir, plan, spec.Linux, stdio)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	t0 := time.Now()
+	err = startIn(plan.thread, cmd.Start)
+	closeChildFiles(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("start init: %w", err)
+	}
+	pid := cmd.Process.Pid
+	tClone := time.Since(t0)
+	undo = append(undo, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	defer stop()
+
+	if err := mgr.Apply(pid); err != nil {
+		return nil, fmt.Errorf("join cgroup %s: %w", cgPath, err)
+	}
+	if err := setOOMScoreAdj(pid, spec.Process.OOMScoreAdj); err != nil {
+		return nil, err
+	}
+	tCgroup := time.Since(t0) - tClone
+	st := &containerState{
+		ID: id, Pid: pid, PidStart: pidStart(pid), Bundle: bundle, Rootfs: rootfs,
+		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations,
+	}
+	conn := syncConn{int(parent.Fd())}
+	cfg := &initConfig{ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
+		Seccomp: bpf, SeccompFlags: bpfFlags, CgroupPaths: mgr.Paths()}
+	console, err := r.driveInit(ctx, conn, cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	// Limits go on once the init is set up: its Go runtime has made its
+	// threads by now, and a small pids.max would otherwise kill it (runc
+	// sets them at the same point).
+	if spec.Linux.Resources != nil {
+		if err := mgr.Set(spec.Linux.Resources); err != nil {
+			if console != nil {
+				console.Close()
+			}
+			return nil, fmt.Errorf("set resources: %w", err)
+		}
+	}
+	if err := r.save(st); err != nil {
+		if console != nil {
+			console.Close()
+		}
+		return nil, err
+	}
+	// Phases: clone+exec of the init (namespaces), cgroup, then the init's
+	// setup (mounts, pivot_root, console) up to the barrier.
+	r.log.Info("container created", "container", id, "pid", pid, "clone", tClone, "cgroup", tCgroup,
+		"setup", time.Since(t0)-tClone-tCgroup, "took", time.Since(t0))
+	return &Container{ID: id, Pid: pid, Console: console, cmd: cmd}, nil
+}
+
+// driveInit sends the config and serves the init until it is ready.
+func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) (console *os.File, err error) {
+	defer func() {
+		if err != nil && console != nil {
+			console.Close()
+			console = nil
+		}
+	}()
+	if err := conn.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
+		return nil, err
+	}
+	for {
+		m, err := conn.recv()
+		if err != nil {
+			if cerr := ctxErr(ctx); cerr != nil {
+				return console, cerr
+			}
+			if err == io.EOF || errors.Is(err, unix.ECONNRESET) {
+				return console, errors.New("container init exited during setup")
+			}
+			return console, fmt.Errorf("read from init: %w", err)
+		}
+		switch m.Type {
+		case msgError:
+			if m.Error == nil {
+				return console, errors.New("init failed")
+			}
+			return console, m.Error.toError()
+		case msgConsole:
+			if console, err = conn.recvFd(); err != nil {
+				return console, err
+			}
+		case msgHooks:
+			s := r.ociState(st)
+			s.Status = specs.StateCreating
+			if h := cfg.Spec.Hooks; h != nil {
+				if err := runHooks(ctx, "createRuntime", h.CreateRuntime, s); err != nil {
+					return console, err
+				}
+				if err := runHooks(ctx, "createContainer", h.CreateContainer, s); err != nil {
+					return console, err
+				}
+			}
+			if err := conn.send(&syncMsg{Type: msgHooksDone}); err != nil {
+				return console, err
+			}
+		case msgReady:
+			return console, nil
+		default:
+			return console, fmt.Errorf("unexpected %s message from init", m.Type)
+		}
+	}
+}
+
+// initCmd prepares the re-exec of the init. Only stdio, the sync socket and the
+// state dir reach the child; everything else we hold is close-on-exec.
+func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*exec.Cmd, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create sync socket: %w", err)
+	}
+	parent, child := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")
+	cmd := &exec.Cmd{
+		Path:       r.exePath,
+		Args:       []string{"cri-server", "init"},
+		Env:        []string{},
+		Stdin:      stdio.Stdin,
+		Stdout:     stdio.Stdout,
+		Stderr:     stdio.Stderr,
+		ExtraFiles: []*os.File{child},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: plan.cloneFlags,
+			Setsid:     true,
+		},
+	}
+	if dir != "" {
+		sd, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			parent.Close()
+			child.Close()
+			return nil, nil, fmt.Errorf("open state dir: %w", err)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, sd)
+	}
+	if gd := os.Getenv("GODEBUG"); gd != "" {
+		cmd.Env = append(cmd.Env, "GODEBUG="+gd)
+	}
+	if len(plan.nsenter) > 0 {
+		cmd.Env = append(cmd.Env, nsenterEnv+"="+nsenterValue(plan.nsenter))
+	}
+	if plan.cloneFlags&unix.CLONE_NEWUSER != 0 {
+		cmd.SysProcAttr.UidMappings = idMaps(l.UIDMappings)
+		cmd.SysProcAttr.GidMappings = idMaps(l.GIDMappings)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// We enter the new user namespace as the host's root, which the
+		// mapping does not name: become the namespace's root before the exec,
+		// or the init has no capabilities there.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	}
+	return cmd, parent, nil
+}
+
+func closeChildFiles(cmd *exec.Cmd) {
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+}
+
+// mkfifo makes the create/start barrier, owned by the container's root so an
+// init in a user namespace can open it.
+func (r *Runtime) mkfifo(dir string, spec *specs.Spec) error {
+	p := filepath.Join(dir, fifoName)
+	if err := unix.Mkfifo(p, 0o600); err != nil {
+		return fmt.Errorf("create exec fifo: %w", err)
+	}
+	uid, _ := hostID(spec.Linux.UIDMappings, 0)
+	gid, _ := hostID(spec.Linux.GIDMappings, 0)
+	if uid > 0 || gid > 0 {
+		if err := os.Chown(p, uid, gid); err != nil {
+			return fmt.Errorf("chown exec fifo: %w", err)
+		}
+	}
+	return nil
+}
+
+// setOOMScoreAdj writes the score from the parent: a refusal (no
+// CAP_SYS_RESOURCE to go below our own) becomes a PrivilegeError the CRI
+// layer can clamp, not a bare setup failure.
+func setOOMScoreAdj(pid int, adj *int) error {
+	if adj == nil {
+		return nil
+	}
+	p := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
+	err := os.WriteFile(p, []byte(strconv.Itoa(*adj)), 0)
+	if err == nil {
+		return nil
+	}
+	own := int64(0)
+	if b, rerr := os.ReadFile("/proc/self/oom_score_adj"); rerr == nil {
+		own, _ = strconv.ParseInt(string(trimNL(b)), 10, 64)
+	}
+	if errors.Is(err, os.ErrPermission) {
+		return &PrivilegeError{Field: "process.oomScoreAdj", Requested: int64(*adj), Allowed: own, Err: err}
+	}
+	return errdefs.InvalidArgument("process.oomScoreAdj %d: %v", *adj, err)
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,18 @@
+// Package oci owns the executor: it turns an OCI runtime spec (runtime-spec
+// v1.3.0) and a root filesystem into a running, isolated process tree and back.
+// It knows nothing of CRI or gRPC.
+//
+// The container init is this binary re-executed with the argument "init"
+// (InitMain). Parent and init speak typed JSON messages over a SOCK_SEQPACKET
+// pair passed as fd 3; the init sets up namespaces it cannot get from clone
+// flags, the root filesystem, the console and the credentials, then waits on
+// StateDir/<id>/exec.fifo (the create/start barrier) and execs the user's
+// process, so no Go runtime stays inside the container.
+//
+// Joining a mount or user namespace is impossible from a multithreaded
+// process, and every Go process is one. Net, UTS, IPC, PID, cgroup and time
+// namespaces are joined per thread in the parent (lock the OS thread, setns,
+// fork from it). Mount and user namespaces are joined by the C constructor in
+// oci/nsenter, which runs before the Go runtime starts and only when
+// _CRISERVER_NSENTER is set, so a normal start pays nothing for it.
+package oci

@@ -1,0 +1,113 @@
+package oci
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/oci/seccomp"
+)
+
+// Exec starts p inside a running container: all its namespaces, its cgroup,
+// and the container's seccomp profile. The caller is the process's parent.
+//
+// Net, UTS, IPC, PID, cgroup and time namespaces are joined by the parent on a
+// locked thread before the fork; user and mount namespaces by the oci/nsenter
+// constructor in the child before the Go runtime starts (the kernel refuses
+// them to a multithreaded process). The binary must link oci/nsenter.
+func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio IO) (*Process, error) {
+	if p == nil || len(p.Args) == 0 {
+		return nil, errdefs.InvalidArgument("process.args: empty")
+	}
+	if err := validateProcess(p); err != nil {
+		return nil, err
+	}
+	st, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	if s := r.status(st); s != specs.StateRunning {
+		return nil, errdefs.FailedPrecondition("exec in container %s: it is %s", id, s)
+	}
+	plan := &nsPlan{}
+	self := strconv.Itoa(st.Pid)
+	for _, ns := range st.Spec.Linux.Namespaces {
+		j := nsJoin{ns.Type, "/proc/" + self + "/ns/" + procNsName[ns.Type]}
+		if ns.Type == specs.UserNamespace || ns.Type == specs.MountNamespace {
+			plan.nsenter = append(plan.nsenter, j)
+		} else {
+			plan.thread = append(plan.thread, j)
+		}
+	}
+	var bpf []byte
+	var bpfFlags uint
+	if sc := st.Spec.Linux.Seccomp; sc != nil {
+		if bpf, bpfFlags, err = seccomp.Compile(sc); err != nil {
+			return nil, err
+		}
+	}
+	mgr, err := r.newCgroup(st.CgroupsPath)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	cmd, parent, err := r.initCmd("", plan, st.Spec.Linux, stdio)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	cmd.SysProcAttr.Cloneflags = 0
+	err = startIn(plan.thread, cmd.Start)
+	closeChildFiles(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("start exec: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	defer stop()
+	if err := mgr.Apply(cmd.Process.Pid); err != nil {
+		return nil, fmt.Errorf("join cgroup: %w", err)
+	}
+	if err := setOOMScoreAdj(cmd.Process.Pid, p.OOMScoreAdj); err != nil {
+		return nil, err
+	}
+	conn := syncConn{int(parent.Fd())}
+	cfg := &initConfig{Exec: true, ID: id, Spec: st.Spec, Process: p, Seccomp: bpf, SeccompFlags: bpfFlags}
+	t0 := time.Now()
+	console, err := r.driveInit(ctx, conn, cfg, st)
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	ok = true
+	r.log.Info("process executed", "container", id, "pid", cmd.Process.Pid, "took", time.Since(t0))
+	return &Process{Pid: cmd.Process.Pid, Console: console, cmd: cmd}, nil
+}
+
+// execInit is the init side of Exec: we are already in every namespace.
+func execInit(conn syncConn, cfg *initConfig) error {
+	if os.Getenv(nsenterEnv) != "" {
+		return fmt.Errorf("exec: oci/nsenter is not linked into this binary")
+	}
+	p := cfg.Process
+	if err := prepareProcess(conn, p); err != nil {
+		return err
+	}
+	path, env, err := lookExec(p)
+	if err != nil {
+		return err
+	}
+	if err := conn.send(&syncMsg{Type: msgReady}); err != nil {
+		return err
+	}
+	return finalize(p, cfg, path, env)
+}

@@ -1,0 +1,269 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/errdefs"
+)
+
+// Start releases a created container's init to exec the user's process. It
+// may be called from any process.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	unlock, err := r.lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if s := r.status(st); s != specs.StateCreated {
+		return errdefs.FailedPrecondition("start container %s: it is %s", id, s)
+	}
+	fifo := filepath.Join(r.dir(id), fifoName)
+	// Non-blocking open succeeds at once; the init, blocked opening for
+	// write, is released and writes one byte.
+	f, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer f.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = f.SetReadDeadline(dl)
+	} else {
+		_ = f.SetReadDeadline(time.Now().Add(30 * time.Second))
+	}
+	buf := make([]byte, 1)
+	for {
+		n, err := f.Read(buf)
+		if n == 1 {
+			break
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && err.Error() != "EOF" {
+			return fmt.Errorf("read exec fifo: %w", err)
+		}
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("start container %s: %w", id, errdefs.ErrDeadlineExceeded)
+		}
+		// EOF: no writer yet (or the init died); look again.
+		if !st.alive() {
+			return errdefs.FailedPrecondition("start container %s: init exited", id)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	_ = os.Remove(fifo)
+	if st.Spec.Hooks != nil {
+		s := r.ociState(st)
+		if err := runHooks(ctx, "poststart", st.Spec.Hooks.Poststart, s); err != nil {
+			r.log.Warn("poststart hook failed", "container", id, "err", err)
+		}
+	}
+	r.log.Info("container started", "container", id, "pid", st.Pid)
+	return nil
+}
+
+// State returns the OCI state of a container.
+func (r *Runtime) State(ctx context.Context, id string) (*specs.State, error) {
+	st, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.ociState(st), nil
+}
+
+// List returns the ids of all containers in StateDir.
+func (r *Runtime) List() ([]string, error) {
+	ents, err := os.ReadDir(r.cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join(r.cfg.StateDir, e.Name(), stateFile)); err == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// Kill sends sig to the init, or with all to every process of the container.
+func (r *Runtime) Kill(ctx context.Context, id string, sig unix.Signal, all bool) error {
+	st, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if !st.alive() {
+		if all {
+			return nil
+		}
+		return errdefs.FailedPrecondition("kill container %s: not running", id)
+	}
+	if all {
+		mgr, err := r.newCgroup(st.CgroupsPath)
+		if err != nil {
+			return fmt.Errorf("open cgroup: %w", err)
+		}
+		if err := mgr.Kill(sig); err != nil {
+			return fmt.Errorf("kill container %s: %w", id, err)
+		}
+	}
+	if err := unix.Kill(st.Pid, sig); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("kill container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Delete removes a stopped (or created) container; force kills a running one
+// first. Deleting an unknown id with force succeeds.
+func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+	unlock, err := r.lock(id)
+	if err != nil {
+		if force && errors.Is(err, errdefs.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	defer unlock()
+	st, err := r.load(id)
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			// A create that died before writing its state.
+			return os.RemoveAll(r.dir(id))
+		}
+		return err
+	}
+	s := r.status(st)
+	if (s == specs.StateRunning || s == "paused") && !force {
+		return errdefs.FailedPrecondition("delete container %s: it is %s", id, s)
+	}
+	mgr, err := r.newCgroup(st.CgroupsPath)
+	if err != nil {
+		return fmt.Errorf("open cgroup: %w", err)
+	}
+	if s != specs.StateStopped {
+		// Thaw even when not marked paused: a v1 freezer left FREEZING by a
+		// failed pause holds SIGKILLed tasks forever.
+		_ = mgr.Kill(unix.SIGKILL)
+		_ = mgr.Thaw()
+		_ = unix.Kill(st.Pid, unix.SIGKILL)
+		if err := waitGone(ctx, st); err != nil {
+			return fmt.Errorf("delete container %s: %w", id, err)
+		}
+	}
+	if err := mgr.Destroy(); err != nil {
+		return fmt.Errorf("destroy cgroup of %s: %w", id, err)
+	}
+	if st.Spec != nil && st.Spec.Hooks != nil {
+		os := r.ociState(st)
+		os.Status = specs.StateStopped
+		if err := runHooks(ctx, "poststop", st.Spec.Hooks.Poststop, os); err != nil {
+			r.log.Warn("poststop hook failed", "container", id, "err", err)
+		}
+	}
+	if err := os.RemoveAll(r.dir(id)); err != nil {
+		return fmt.Errorf("remove state of %s: %w", id, err)
+	}
+	r.log.Info("container deleted", "container", id)
+	return nil
+}
+
+// waitGone waits for the init to exit (as a zombie or reaped); we may not be
+// its parent, so a pidfd poll, not wait.
+func waitGone(ctx context.Context, st *containerState) error {
+	fd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		return nil // already reaped
+	}
+	defer unix.Close(fd)
+	deadline := time.Now().Add(10 * time.Second)
+	for st.alive() {
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errors.New("init did not exit after SIGKILL")
+		}
+		_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
+	}
+	return nil
+}
+
+// Pause freezes every process of the container.
+func (r *Runtime) Pause(ctx context.Context, id string) error { return r.setPaused(id, true) }
+
+// Resume thaws a paused container.
+func (r *Runtime) Resume(ctx context.Context, id string) error { return r.setPaused(id, false) }
+
+func (r *Runtime) setPaused(id string, pause bool) error {
+	unlock, err := r.lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	want := specs.StateRunning
+	if !pause {
+		want = "paused"
+	}
+	if s := r.status(st); s != want {
+		return errdefs.FailedPrecondition("container %s is %s, not %s", id, s, want)
+	}
+	mgr, err := r.newCgroup(st.CgroupsPath)
+	if err != nil {
+		return fmt.Errorf("open cgroup: %w", err)
+	}
+	if pause {
+		err = mgr.Freeze()
+	} else {
+		err = mgr.Thaw()
+	}
+	if err != nil {
+		return fmt.Errorf("freeze container %s: %w", id, err)
+	}
+	st.Paused = pause
+	return r.save(st)
+}
+
+// Update changes the resources of a running container.
+func (r *Runtime) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	st, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if res == nil {
+		return errdefs.InvalidArgument("update container %s: no resources", id)
+	}
+	mgr, err := r.newCgroup(st.CgroupsPath)
+	if err != nil {
+		return fmt.Errorf("open cgroup: %w", err)
+	}
+	if err := mgr.Set(res); err != nil {
+		return fmt.Errorf("update container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Pids lists the processes of a container (host pids).
+func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) {
+	st, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := r.newCgroup(st.CgroupsPath)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	return mgr.Pids()
+}

@@ -1,0 +1,58 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Report a failure to the parent as a sync frame on fd 3 (4-byte little-endian
+ * length, then JSON), the same format as oci/sync.go, then exit. */
+static void fail(const char *what, const char *path, int err)
+{
+	char body[512], msg[300];
+	snprintf(msg, sizeof msg, "nsenter: %s %s: %s", what, path, strerror(err));
+	for (char *p = msg; *p; p++)
+		if (*p == '"' || *p == '\\')
+			*p = '\'';
+	int n = snprintf(body, sizeof body, "{\"type\":\"error\",\"error\":{\"msg\":\"%s\"}}", msg);
+	unsigned char hdr[4] = {n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >> 24) & 0xff};
+	if (write(3, hdr, 4) == 4 && write(3, body, n) == n) {
+	}
+	_exit(1);
+}
+
+/* _CRISERVER_NSENTER="user:/proc/1/ns/user,mnt:/proc/1/ns/mnt" */
+void criserver_nsenter(void)
+{
+	const char *v = getenv("_CRISERVER_NSENTER");
+	if (v == NULL || *v == '\0')
+		return;
+	char *list = strdup(v);
+	if (list == NULL)
+		fail("parse", "env", ENOMEM);
+	char *save = NULL;
+	for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *path = strchr(tok, ':');
+		if (path == NULL)
+			fail("parse", tok, EINVAL);
+		*path++ = '\0';
+		int type = 0;
+		if (strcmp(tok, "user") == 0)
+			type = CLONE_NEWUSER;
+		else if (strcmp(tok, "mnt") == 0)
+			type = CLONE_NEWNS;
+		else
+			fail("parse", tok, EINVAL);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			fail("open", path, errno);
+		if (setns(fd, type) < 0)
+			fail("setns", path, errno);
+		close(fd);
+	}
+	free(list);
+	unsetenv("_CRISERVER_NSENTER");
+}

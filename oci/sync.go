@@ -1,0 +1,133 @@
+package oci
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// The parent and the init speak length-prefixed JSON frames over a
+// SOCK_STREAM socketpair; the init's end is always fd 3. File descriptors
+// (the pty master) follow their announcing frame as SCM_RIGHTS on a one-byte
+// message.
+const (
+	initSyncFd  = 3
+	initStateFd = 4 // O_PATH fd of StateDir/<id>, to open exec.fifo after pivot_root
+)
+
+type msgType string
+
+const (
+	msgConfig    msgType = "config"    // parent -> init: what to set up
+	msgHooks     msgType = "hooks"     // init -> parent: mounts done, run createRuntime/createContainer
+	msgHooksDone msgType = "hooksDone" // parent -> init
+	msgConsole   msgType = "console"   // init -> parent: pty master follows
+	msgReady     msgType = "ready"     // init -> parent: set up, waiting on the barrier
+	msgError     msgType = "error"     // init -> parent: setup failed
+)
+
+type syncMsg struct {
+	Type   msgType     `json:"type"`
+	Config *initConfig `json:"config,omitempty"`
+	Error  *initError  `json:"error,omitempty"`
+}
+
+// initConfig is everything the init needs; the spec travels whole so the init
+// reads no file the container could have tampered with.
+type initConfig struct {
+	Exec         bool              `json:"exec,omitempty"` // join a running container instead of creating one
+	ID           string            `json:"id"`
+	Spec         *specs.Spec       `json:"spec"`
+	Process      *specs.Process    `json:"process"`
+	Rootfs       string            `json:"rootfs"`
+	Seccomp      []byte            `json:"seccomp,omitempty"` // BPF program compiled by the parent
+	SeccompFlags uint              `json:"seccompFlags,omitempty"`
+	CgroupPaths  map[string]string `json:"cgroupPaths,omitempty"`
+}
+
+type syncConn struct{ fd int }
+
+func (c syncConn) send(m *syncMsg) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s message: %w", m.Type, err)
+	}
+	buf := make([]byte, 4+len(b))
+	binary.LittleEndian.PutUint32(buf, uint32(len(b)))
+	copy(buf[4:], b)
+	for len(buf) > 0 {
+		n, err := unix.Write(c.fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("send %s message: %w", m.Type, err)
+		}
+		buf = buf[n:]
+	}
+	return nil
+}
+
+func (c syncConn) readFull(b []byte) error {
+	for off := 0; off < len(b); {
+		n, err := unix.Read(c.fd, b[off:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.EOF
+		}
+		off += n
+	}
+	return nil
+}
+
+func (c syncConn) recv() (*syncMsg, error) {
+	var hdr [4]byte
+	if err := c.readFull(hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.LittleEndian.Uint32(hdr[:])
+	if n > 64<<20 {
+		return nil, fmt.Errorf("sync message of %d bytes", n)
+	}
+	b := make([]byte, n)
+	if err := c.readFull(b); err != nil {
+		return nil, err
+	}
+	m := &syncMsg{}
+	if err := json.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("decode sync message: %w", err)
+	}
+	return m, nil
+}
+
+func (c syncConn) sendFd(f int) error {
+	return unix.Sendmsg(c.fd, []byte{'F'}, unix.UnixRights(f), nil, 0)
+}
+
+func (c syncConn) recvFd() (*os.File, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(c.fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("receive fd: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("receive fd: bad control message")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, fmt.Errorf("receive fd: bad rights")
+	}
+	return os.NewFile(uintptr(fds[0]), "console"), nil
+}

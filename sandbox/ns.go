@@ -1,0 +1,260 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// nsRequest says which namespaces a pod gets of its own.
+type nsRequest struct {
+	dir      string
+	net      bool
+	ipc      bool
+	uts      bool
+	pid      bool // start a reaping init in a new PID namespace
+	hostname string
+	sysctls  []sysctl
+}
+
+type nsResult struct {
+	net, ipc, uts, pid string
+	initPID            int
+}
+
+// createNamespaces makes the pod's namespaces on a thread of their own and
+// pins each with a bind mount of the thread's ns file, so they outlive the
+// thread: no pause process. The thread is never unlocked, so the Go runtime
+// destroys it on return instead of reusing a thread in foreign namespaces.
+// On error everything pinned is undone before returning.
+func createNamespaces(req nsRequest) (nsResult, error) {
+	type out struct {
+		res nsResult
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		goruntime.LockOSThread()
+		res, err := createNamespacesLocked(req)
+		if err != nil {
+			unpinAll(res)
+		}
+		ch <- out{res, err}
+	}()
+	o := <-ch
+	return o.res, o.err
+}
+
+// Preconditions: the calling goroutine is locked to its thread and the
+// thread will die afterwards.
+func createNamespacesLocked(req nsRequest) (nsResult, error) {
+	var res nsResult
+	flags := 0
+	if req.net {
+		flags |= unix.CLONE_NEWNET
+	}
+	if req.ipc {
+		flags |= unix.CLONE_NEWIPC
+	}
+	if req.uts {
+		flags |= unix.CLONE_NEWUTS
+	}
+	if flags != 0 {
+		if err := unix.Unshare(flags); err != nil {
+			return res, fmt.Errorf("unshare namespaces: %w", err)
+		}
+	}
+	if req.uts {
+		if err := unix.Sethostname([]byte(req.hostname)); err != nil {
+			return res, fmt.Errorf("set hostname: %w", err)
+		}
+	}
+	if req.net {
+		if err := loopbackUp(); err != nil {
+			return res, err
+		}
+	}
+	// /proc/sys resolves net and ipc entries against the opening thread's
+	// namespaces, so these writes land in the pod's, not the node's.
+	for _, s := range req.sysctls {
+		if err := s.apply(); err != nil {
+			return res, err
+		}
+	}
+	self := fmt.Sprintf("/proc/%d/task/%d/ns/", os.Getpid(), unix.Gettid())
+	var err error
+	if req.net {
+		if res.net, err = pin(self+"net", filepath.Join(req.dir, "netns")); err != nil {
+			return res, err
+		}
+	}
+	if req.ipc {
+		if res.ipc, err = pin(self+"ipc", filepath.Join(req.dir, "ipcns")); err != nil {
+			return res, err
+		}
+	}
+	if req.uts {
+		if res.uts, err = pin(self+"uts", filepath.Join(req.dir, "utsns")); err != nil {
+			return res, err
+		}
+	}
+	if req.pid {
+		// Forked from this thread, the init inherits the pod's net, ipc and
+		// uts namespaces; only a process can hold a PID namespace open for
+		// new members.
+		pid, err := startInit(req.dir)
+		if err != nil {
+			return res, err
+		}
+		res.initPID = pid
+		if res.pid, err = pin(fmt.Sprintf("/proc/%d/ns/pid", pid), filepath.Join(req.dir, "pidns")); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// pin bind-mounts the namespace file src onto a new file at dst.
+func pin(src, dst string) (string, error) {
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return "", fmt.Errorf("create pin file: %w", err)
+	}
+	f.Close()
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(dst)
+		return "", fmt.Errorf("pin namespace %s: %w", filepath.Base(dst), err)
+	}
+	return dst, nil
+}
+
+// unpin drops a pinned namespace; the kernel frees it with its last user.
+// A path that is gone or not mounted is fine: unpin must be repeatable.
+func unpin(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unpin namespace %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove pin file: %w", err)
+	}
+	return nil
+}
+
+func unpinAll(r nsResult) {
+	if r.initPID > 0 {
+		killInit(r.initPID)
+	}
+	for _, p := range []string{r.pid, r.uts, r.ipc, r.net} {
+		_ = unpin(p)
+	}
+}
+
+// loopbackUp brings up lo, which every pod expects even when the conflist
+// has no loopback plugin.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open socket for lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("read lo flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	return nil
+}
+
+// initArg is the argv[1] on which main dispatches to PodInitMain.
+const initArg = "pod-init"
+
+func startInit(dir string) (int, error) {
+	cmd := exec.Command("/proc/self/exe", initArg, dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start pod init: %w", err)
+	}
+	pid := cmd.Process.Pid
+	// Reap it when it dies; after a daemon restart the node's init does.
+	go cmd.Wait()
+	if err := os.WriteFile(filepath.Join(dir, "init.pid"), []byte(strconv.Itoa(pid)), 0o600); err != nil {
+		killInit(pid)
+		return 0, fmt.Errorf("record pod init: %w", err)
+	}
+	return pid, nil
+}
+
+// killInit kills the pod's init if pid still names it (after a restart the
+// pid may have been reused: its argv must still say pod-init).
+func killInit(pid int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !containsArg(b, initArg) {
+		return
+	}
+	_ = unix.Kill(pid, unix.SIGKILL)
+}
+
+func containsArg(cmdline []byte, arg string) bool {
+	start := 0
+	for i, c := range cmdline {
+		if c == 0 {
+			if string(cmdline[start:i]) == arg {
+				return true
+			}
+			start = i + 1
+		}
+	}
+	return false
+}
+
+// PodInitMain is the pod's init in a shared PID namespace: PID 1 reaps
+// orphans (zombies would otherwise pile up) and exits on SIGTERM/SIGINT.
+// main calls it when os.Args[1] == "pod-init"; it never returns.
+func PodInitMain() {
+	sigs := make(chan os.Signal, 4)
+	signalNotify(sigs)
+	for {
+		select {
+		case <-sigs:
+			os.Exit(0)
+		default:
+		}
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.ECHILD) {
+			// Nothing to reap: wait for a signal (SIGCHLD or the end).
+			if s := <-sigs; s != syscall.SIGCHLD {
+				os.Exit(0)
+			}
+		}
+	}
+}
+
+// IsPodInit says whether args (os.Args) ask for the pod init.
+func IsPodInit(args []string) bool { return len(args) > 1 && args[1] == initArg }
+
+// isMountpoint says whether path is still a pinned namespace (an nsfs
+// file), as after a daemon restart without a reboot.
+func isMountpoint(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}

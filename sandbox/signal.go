@@ -1,0 +1,11 @@
+package sandbox
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func signalNotify(c chan os.Signal) {
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+}

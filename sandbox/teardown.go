@@ -1,0 +1,251 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/cri-server/cri-server/cni"
+
+	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/store"
+)
+
+// Stop stops the pod's containers, tears its network down (releasing the
+// IP) and kills its init. Idempotent; stopping an unknown pod is fine, as
+// the kubelet expects. A failing CNI DEL is logged and retried at Remove
+// and on the next start: it never makes the pod unstoppable.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	e, err := m.lookup(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	if e.removed {
+		return nil
+	}
+	m.mu.Lock()
+	orig, cs := e.pod, m.stopper
+	m.mu.Unlock()
+	p := clonePod(orig)
+	if cs != nil {
+		if err := cs.StopPodContainers(ctx, p.ID); err != nil {
+			return fmt.Errorf("stop containers of pod %s: %w", p.ID, err)
+		}
+	}
+	if p.InitPID > 0 {
+		killInit(p.InitPID)
+		p.InitPID = 0
+	}
+	m.releaseNetwork(ctx, p)
+	if orig.State == StateNotReady && orig.NetPending == p.NetPending && orig.InitPID == 0 {
+		return nil
+	}
+	p.State = StateNotReady
+	if err := m.update(e, p); err != nil {
+		return err
+	}
+	m.log.Info("pod stopped", "pod", p.ID)
+	return nil
+}
+
+// releaseNetwork runs DEL if it is still owed, clearing NetPending on
+// success.
+func (m *Manager) releaseNetwork(ctx context.Context, p *Pod) {
+	if !p.NetPending || p.Net == nil {
+		p.NetPending = false
+		return
+	}
+	if err := m.cni.Del(ctx, p.Net); err != nil {
+		m.log.Warn("CNI DEL failed; will retry", "pod", p.ID, "error", err)
+		return
+	}
+	p.NetPending = false
+}
+
+// Remove stops the pod if needed, removes its containers, namespaces,
+// files and cgroup, and forgets it. Idempotent.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	if err := m.Stop(ctx, id); err != nil {
+		return err
+	}
+	e, err := m.lookup(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	if e.removed {
+		return nil
+	}
+	m.mu.Lock()
+	p, cs := clonePod(e.pod), m.stopper
+	m.mu.Unlock()
+	if cs != nil {
+		if err := cs.RemovePodContainers(ctx, p.ID); err != nil {
+			return fmt.Errorf("remove containers of pod %s: %w", p.ID, err)
+		}
+	}
+	if err := m.teardown(ctx, p, false); err != nil {
+		return err
+	}
+	if err := m.db.Delete(store.BucketPods, p.ID); err != nil {
+		return err
+	}
+	e.removed = true
+	m.forget(p.ID, p.Name())
+	m.log.Info("pod removed", "pod", p.ID)
+	return nil
+}
+
+// teardown undoes everything Run may have done, in reverse. strict makes a
+// failed DEL an error (a failed Run must leave no IP behind); otherwise the
+// DEL has already been tried by Stop and a failure is only logged, so the
+// pod can always be removed.
+func (m *Manager) teardown(ctx context.Context, p *Pod, strict bool) error {
+	if p.InitPID > 0 {
+		killInit(p.InitPID)
+	} else if b, err := os.ReadFile(filepath.Join(p.Dir, "init.pid")); err == nil {
+		if pid, err := strconv.Atoi(string(b)); err == nil {
+			killInit(pid)
+		}
+	}
+	if p.NetPending && p.Net != nil {
+		if err := m.cni.Del(ctx, p.Net); err != nil {
+			if strict {
+				return err
+			}
+			m.log.Warn("CNI DEL failed at remove; the IP may stay held until CNI GC", "pod", p.ID, "error", err)
+		}
+	}
+	// The fixed paths, not the record's: a setup that died before its
+	// record was stored left them all the same.
+	var errs []error
+	for _, ns := range []string{"pidns", "utsns", "ipcns", "netns"} {
+		errs = append(errs, unpin(filepath.Join(p.Dir, ns)))
+	}
+	errs = append(errs, unmountShm(filepath.Join(p.Dir, "shm")))
+	errs = append(errs, removeCgroups(p.Cgroups))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(p.Dir); err != nil {
+		return fmt.Errorf("remove pod dir: %w", err)
+	}
+	return nil
+}
+
+// New loads the pods in the store and reconciles them with the kernel:
+// pods whose setup never finished are torn down; pods whose network
+// namespace vanished (a reboot) are marked not ready with DEL still owed.
+func New(ctx context.Context, opt Options) (*Manager, error) {
+	if opt.ShmSize == 0 {
+		opt.ShmSize = defaultShmSize
+	}
+	if opt.CgroupRoot == "" {
+		opt.CgroupRoot = "/sys/fs/cgroup"
+	}
+	m := &Manager{opt: opt, log: opt.Log, cni: opt.CNI, db: opt.DB, names: store.NewRegistrar(), pods: map[string]*entry{}}
+	var recs []*Pod
+	err := opt.DB.ForEach(store.BucketPods, func(key string, data []byte) error {
+		p := new(Pod)
+		if err := json.Unmarshal(data, p); err != nil {
+			m.log.Error("unreadable pod record; skipped", "pod", key, "error", err)
+			return nil
+		}
+		recs = append(recs, p)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load pods: %w", err)
+	}
+	var valid []*cni.Attachment
+	known := map[string]bool{}
+	for _, p := range recs {
+		known[p.ID] = true
+		if m.reload(ctx, p) && p.NetPending && p.Net != nil {
+			valid = append(valid, p.Net)
+		}
+	}
+	m.sweepOrphanDirs(ctx, known)
+	// CNI 1.1 GC releases what plugins hold for attachments we no longer
+	// know (a DEL that never succeeded before its pod was forgotten).
+	if err := m.cni.GC(ctx, valid); err != nil {
+		m.log.Debug("CNI GC skipped", "error", err)
+	}
+	return m, nil
+}
+
+// reload reconciles one stored pod; it reports whether the pod is kept.
+func (m *Manager) reload(ctx context.Context, p *Pod) bool {
+	if p.State == StateCreating {
+		if err := m.teardown(ctx, p, false); err != nil {
+			m.log.Error("clean up half-set-up pod", "pod", p.ID, "error", err)
+		}
+		m.db.Delete(store.BucketPods, p.ID)
+		m.log.Info("cleaned up half-set-up pod", "pod", p.ID)
+		return false
+	}
+	e := &entry{pod: p}
+	if p.State == StateReady && p.NetNS != "" && !isMountpoint(p.NetNS) {
+		p.State = StateNotReady
+		m.db.Put(store.BucketPods, p.ID, p)
+	}
+	m.mu.Lock()
+	m.pods[p.ID] = e
+	m.mu.Unlock()
+	if err := m.names.Reserve(p.Name(), p.ID); err != nil {
+		m.log.Error("duplicate pod name in store", "pod", p.ID, "error", err)
+	}
+	if p.State == StateNotReady && p.NetPending {
+		m.releaseNetwork(ctx, p)
+		if !p.NetPending {
+			m.db.Put(store.BucketPods, p.ID, p)
+		}
+	}
+	return true
+}
+
+// sweepOrphanDirs tears down pod dirs with no record: setups that died
+// before their first store commit (namespaces, shm and files only).
+func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
+	ents, err := os.ReadDir(filepath.Join(m.opt.StateDir, "pods"))
+	if err != nil {
+		return
+	}
+	for _, d := range ents {
+		if known[d.Name()] || !d.IsDir() {
+			continue
+		}
+		p := &Pod{ID: d.Name(), Dir: filepath.Join(m.opt.StateDir, "pods", d.Name())}
+		if err := m.teardown(ctx, p, false); err != nil {
+			m.log.Error("clean up orphan pod dir", "pod", p.ID, "error", err)
+			continue
+		}
+		m.log.Info("cleaned up orphan pod dir", "pod", p.ID)
+	}
+}
+
+// CheckNetwork runs CNI CHECK for a ready pod: nil when its network is as
+// ADD left it (or it has none), else what the plugins found wrong.
+func (m *Manager) CheckNetwork(ctx context.Context, id string) error {
+	p, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	if p.State != StateReady || p.Net == nil {
+		return nil
+	}
+	return m.cni.Check(ctx, p.Net)
+}

@@ -1,0 +1,321 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-server/cri-server/sandbox"
+	"github.com/cri-server/cri-server/store"
+)
+
+func TestListAndStreamPodSandboxFilters(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	a, b := podConfig("list-a"), podConfig("list-b")
+	a.Labels["tier"], b.Labels["tier"] = "front", "front"
+	idA, idB := e.run(a), e.run(b)
+	if _, err := e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: idB}); err != nil {
+		t.Fatal(err)
+	}
+	ready := &runtime.PodSandboxStateValue{State: runtime.PodSandboxState_SANDBOX_READY}
+	notReady := &runtime.PodSandboxStateValue{State: runtime.PodSandboxState_SANDBOX_NOTREADY}
+	tests := []struct {
+		name   string
+		filter *runtime.PodSandboxFilter
+		want   []string
+	}{
+		{"no filter", nil, []string{idA, idB}},
+		{"full id", &runtime.PodSandboxFilter{Id: idB}, []string{idB}},
+		{"id prefix", &runtime.PodSandboxFilter{Id: idA[:13]}, []string{idA}},
+		{"state ready", &runtime.PodSandboxFilter{State: ready}, []string{idA}},
+		{"state not ready", &runtime.PodSandboxFilter{State: notReady}, []string{idB}},
+		{"label", &runtime.PodSandboxFilter{LabelSelector: map[string]string{"app": "list-a"}}, []string{idA}},
+		{"labels all must match", &runtime.PodSandboxFilter{LabelSelector: map[string]string{"tier": "front", "app": "list-b"}}, []string{idB}},
+		{"label and state disagree", &runtime.PodSandboxFilter{LabelSelector: map[string]string{"app": "list-a"}, State: notReady}, nil},
+		{"unknown id", &runtime.PodSandboxFilter{Id: "ffffffff"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := e.rt.ListPodSandbox(context.Background(), &runtime.ListPodSandboxRequest{Filter: tc.filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range l.Items {
+				got = append(got, p.Id)
+			}
+			if !sameSet(got, tc.want) {
+				t.Fatalf("List: got %v, want %v", got, tc.want)
+			}
+			stream, err := e.rt.StreamPodSandboxes(context.Background(), &runtime.StreamPodSandboxesRequest{Filter: tc.filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var streamed []string
+			for {
+				r, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range r.PodSandboxes {
+					streamed = append(streamed, p.Id)
+				}
+			}
+			if !sameSet(streamed, tc.want) {
+				t.Fatalf("Stream: got %v, want %v", streamed, tc.want)
+			}
+		})
+	}
+	e.stopRemove(idA)
+	e.stopRemove(idB)
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func TestSharedPIDNamespaceInit(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	parent := "/crit-" + randHex(4)
+	cfg := podConfig("sharedpid")
+	cfg.Linux.CgroupParent = parent + "/pod1"
+	cfg.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD}}
+	id := e.run(cfg)
+	_, info := e.status(id)
+	pid := int(info["pid"].(float64))
+	if pid == 0 || info["pidns"] == "" {
+		t.Fatalf("no pod init: %v", info)
+	}
+	// The init is PID 1 of its namespace, in the pod's netns and cgroup.
+	ns, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil || !strings.Contains(string(ns), "NSpid:\t"+strconv.Itoa(pid)+"\t1\n") {
+		t.Fatalf("init status: %v\n%s", err, ns)
+	}
+	netLink, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "ns", "net"))
+	if got := must(nsenter(t, []string{"--net=" + info["netns"].(string)}, "readlink", "/proc/self/ns/net")); got != netLink {
+		t.Errorf("init netns %s, pod netns %s", netLink, got)
+	}
+	procs, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", parent, "pod1", "cgroup.procs"))
+	if strings.TrimSpace(string(procs)) != strconv.Itoa(pid) {
+		t.Errorf("pod cgroup holds %q, want the init %d", procs, pid)
+	}
+	// An orphan in the namespace is reaped by the init, not left a zombie.
+	out, err := nsenter(t, []string{"--pid=" + info["pidns"].(string)}, "busybox", "sh", "-c", "busybox sleep 1 >/dev/null 2>&1 & echo $!")
+	if err != nil {
+		t.Fatalf("start an orphan in the pod: %v %s", err, out)
+	}
+	time.Sleep(100 * time.Millisecond)
+	// Orphans attach to one of the init's threads; gather them all.
+	var children []byte
+	tasks, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "children"))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		children = append(children, b...)
+	}
+	if len(strings.Fields(string(children))) != 1 {
+		t.Fatalf("orphan not adopted by the pod init: children %q", children)
+	}
+	orphan, _ := strconv.Atoi(strings.Fields(string(children))[0])
+	waitGone(t, orphan)
+	time.Sleep(50 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(orphan))); err == nil {
+		t.Fatalf("orphan %d left a zombie: the init does not reap", orphan)
+	}
+	if _, err := e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	e.stopRemove(id)
+	for _, c := range []string{"memory", "cpu", "pids"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", c, parent)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %s%s left: %v", c, parent, err)
+		}
+	}
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("pod init %d still running after stop", pid)
+}
+
+func TestHalfSetUpPodCleanedOnStart(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	id := e.run(podConfig("half"))
+	e.stop()
+	// Make the record look as if the daemon died during ADD.
+	db, err := store.Open(filepath.Join(e.cfg.Root, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p sandbox.Pod
+	if err := db.Get(store.BucketPods, id, &p); err != nil {
+		t.Fatal(err)
+	}
+	p.State = sandbox.StateCreating
+	db.Put(store.BucketPods, id, &p)
+	db.Close()
+	e.start()
+	l, _ := e.rt.ListPodSandbox(context.Background(), &runtime.ListPodSandboxRequest{})
+	if len(l.GetItems()) != 0 {
+		t.Fatalf("half-set-up pod still listed: %v", l.Items)
+	}
+	// A new pod of the same name must be possible at once.
+	e.stopRemove(e.run(podConfig("half")))
+	// checkLeaks: its netns pin, veth and IP are gone.
+}
+
+func TestAddTimeoutLeavesNothing(t *testing.T) {
+	e := newPodEnv(t)
+	hang := "#!/bin/sh\ncase \"$CNI_COMMAND\" in\nADD) exec sleep 30;;\nesac\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(e.binDir, "crit-hang"), []byte(hang), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.conflist(`{"type":"crit-hang"}`)
+	e.start()
+	old := sandbox.AddTimeout
+	sandbox.AddTimeout = 300 * time.Millisecond
+	defer func() { sandbox.AddTimeout = old }()
+	_, err := e.rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("slow")})
+	if err == nil {
+		t.Fatal("RunPodSandbox with a hanging plugin succeeded")
+	}
+}
+
+func TestDualStackPodIPs(t *testing.T) {
+	e := newPodEnv(t)
+	e.dualStackConflist()
+	e.start()
+	id := e.run(podConfig("dual"))
+	st, _ := e.status(id)
+	if !strings.HasPrefix(st.Network.Ip, e.subnet+".") || len(st.Network.AdditionalIps) != 1 ||
+		!strings.HasPrefix(st.Network.AdditionalIps[0].Ip, "fd") {
+		t.Fatalf("dual stack: ip %q additional %v, want IPv4 first then one IPv6", st.Network.Ip, st.Network.AdditionalIps)
+	}
+	hosts, _ := os.ReadFile(filepath.Join(e.cfg.State, "pods", id, "hosts"))
+	if !strings.Contains(string(hosts), st.Network.AdditionalIps[0].Ip+"\tdual") {
+		t.Errorf("hosts lacks the IPv6 address:\n%s", hosts)
+	}
+	e.stopRemove(id)
+}
+
+func TestConcurrentPods(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	const n = 8
+	ids := make(chan string, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			r, err := e.rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("conc" + strconv.Itoa(i))})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- r.PodSandboxId
+		}()
+	}
+	seen := map[string]bool{}
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-errs:
+			t.Errorf("concurrent RunPodSandbox: %v", err)
+		case id := <-ids:
+			st, _ := e.status(id)
+			if seen[st.Network.Ip] {
+				t.Errorf("IP %s given twice", st.Network.Ip)
+			}
+			seen[st.Network.Ip] = true
+			defer e.stopRemove(id)
+		}
+	}
+	// Same name twice at once: exactly one wins, the other is told who holds it.
+	cfg := podConfig("same")
+	_, err1 := e.rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: cfg})
+	_, err2 := e.rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: cfg})
+	if err1 != nil || err2 == nil || !strings.Contains(err2.Error(), "reserved") {
+		t.Fatalf("same pod twice: %v / %v", err1, err2)
+	}
+}
+
+func TestOrphanPodDirSweptOnStart(t *testing.T) {
+	e := newPodEnv(t)
+	e.start()
+	cfg := podConfig("orphan-dir")
+	cfg.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{
+		Network: runtime.NamespaceMode_NODE, Pid: runtime.NamespaceMode_POD}}
+	id := e.run(cfg)
+	_, info := e.status(id)
+	pid := int(info["pid"].(float64))
+	e.stop()
+	// As if the daemon died before the pod's first store commit: the dir,
+	// its pinned ipc ns, shm mount and init exist; no record does.
+	db, err := store.Open(filepath.Join(e.cfg.Root, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Delete(store.BucketPods, id)
+	db.Close()
+	e.start()
+	waitGone(t, pid)
+	if _, err := os.Stat(filepath.Join(e.cfg.State, "pods", id)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("orphan pod dir not swept: %v", err)
+	}
+	// checkLeaks: no mounts (ipc pin, shm) left under the test dir.
+}
+
+func TestCheckNetworkFindsABrokenPod(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	id := e.run(podConfig("checked"))
+	_, info := e.status(id)
+	// CHECK has no RPC: drive the daemon's own Server, built on the same
+	// dirs while the serving one is stopped.
+	e.stop()
+	srv, err := New(context.Background(), e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.pods.CheckNetwork(context.Background(), id); err != nil {
+		t.Fatalf("CHECK of a healthy pod: %v", err)
+	}
+	if out, err := nsenter(t, []string{"--net=" + info["netns"].(string)}, "ip", "link", "del", "eth0"); err != nil {
+		t.Fatalf("break the pod: %v %s", err, out)
+	}
+	if err := srv.pods.CheckNetwork(context.Background(), id); err == nil {
+		t.Fatal("CHECK passed with eth0 gone")
+	}
+	srv.Close()
+	e.start()
+	e.stopRemove(id) // DEL of a half-gone network still succeeds
+}
