@@ -14,3 +14,6 @@ go vet ./...
 
 log "unit and integration tests (root), with the race detector"
 go test -race -count=1 -timeout 20m ./...
+
+log "end to end: a private cri-server, crictl, critest"
+hack/e2e.sh
