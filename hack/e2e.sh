@@ -16,7 +16,7 @@ if ! hack/registry.sh status >/dev/null 2>&1; then
   hack/registry.sh start
   started=1
 fi
-cleanup() { ((started)) && hack/registry.sh stop; }
+cleanup() { if ((started)); then hack/registry.sh stop; fi; }
 trap cleanup EXIT
 hack/test-images.sh
 CRI_SERVER_E2E=1 go test -count=1 -v -timeout "${E2E_TIMEOUT:-60m}" "$@" ./test/e2e/...

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -75,8 +76,14 @@ func (s *Server) stop(ctx context.Context, rec *containerRecord, c *container, t
 // container (or died): the watcher records that, so it is not an error.
 func (s *Server) kill(ctx context.Context, rec *containerRecord, sig unix.Signal, all bool) error {
 	_, err := monitor.Call(ctx, rec.Bundle, monitor.Request{Op: monitor.OpKill, Signal: int(sig), All: all})
-	if err != nil && !errors.Is(err, monitor.ErrGone) {
-		return fmt.Errorf("signal container %s: %w", rec.ID, err)
+	switch {
+	case err == nil, errors.Is(err, monitor.ErrGone):
+		return nil
+	case strings.HasSuffix(err.Error(), ": not running"):
+		// The init exited between our state and the signal (in a shared
+		// PID namespace the pod can end it first): the monitor records the
+		// exit, so a stop of an exited container succeeds, as the CRI asks.
+		return nil
 	}
-	return nil
+	return fmt.Errorf("signal container %s: %w", rec.ID, err)
 }
