@@ -133,10 +133,16 @@ func (m *v1Manager) Freeze() error {
 		return errUnsupported("no v1 freezer hierarchy")
 	}
 	// FREEZING can linger while a task is in an uninterruptible sleep;
-	// writing FROZEN again retries the tasks that were not yet frozen.
+	// writing FROZEN again retries the tasks that were not yet frozen. A
+	// task caught mid-fork can keep the cgroup in FREEZING for good, so
+	// every 50 tries thaw and start over, as runc does.
 	buf := make([]byte, 0, 32)
-	deadline := time.Now().Add(5 * time.Second)
-	for delay := 100 * time.Microsecond; ; {
+	deadline := time.Now().Add(10 * time.Second)
+	for i, delay := 0, 100*time.Microsecond; ; i++ {
+		if i%50 == 49 {
+			_ = writeFile(dir, "freezer.state", "THAWED")
+			time.Sleep(10 * time.Millisecond)
+		}
 		if err := writeFile(dir, "freezer.state", "FROZEN"); err != nil {
 			return fmt.Errorf("freeze cgroup %s: %w", dir, err)
 		}
@@ -149,7 +155,7 @@ func (m *v1Manager) Freeze() error {
 		}
 		if time.Now().After(deadline) {
 			_ = writeFile(dir, "freezer.state", "THAWED")
-			return fmt.Errorf("freeze cgroup %s: %w", dir, errTimeout("still %s after 5s", trimSpace(buf)))
+			return fmt.Errorf("freeze cgroup %s: %w", dir, errTimeout("still %s after 10s", trimSpace(buf)))
 		}
 		time.Sleep(delay)
 		if delay < 10*time.Millisecond {
