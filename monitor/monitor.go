@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cri-server/cri-server/oci"
 	"io"
 	"log/slog"
 	"os"
@@ -46,21 +47,8 @@ type IO struct {
 	Stdin, Stdout, Stderr *os.File
 }
 
-// ExitStatus is how the init ended.
-type ExitStatus struct {
-	Code     int
-	Signaled bool
-	Signal   unix.Signal
-	ExitedAt time.Time
-}
-
-// ExitCode is the code the kubelet reports: Code, or 128+signal.
-func (e ExitStatus) ExitCode() int {
-	if e.Signaled {
-		return 128 + int(e.Signal)
-	}
-	return e.Code
-}
+// ExitStatus is how the init ended: the executor's own type.
+type ExitStatus = oci.ExitStatus
 
 // Process is the created container init, waiting to be started.
 type Process interface {

@@ -50,6 +50,5 @@ type ociProcess struct{ c *oci.Container }
 func (p ociProcess) Pid() int          { return p.c.Pid }
 func (p ociProcess) Console() *os.File { return p.c.Console }
 func (p ociProcess) Wait() (ExitStatus, error) {
-	st, err := p.c.Wait()
-	return ExitStatus{Code: st.Code, Signaled: st.Signaled, Signal: st.Signal, ExitedAt: st.ExitedAt}, err
+	return p.c.Wait()
 }
