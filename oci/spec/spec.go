@@ -56,7 +56,12 @@ type Input struct {
 	// CAP_SYS_RESOURCE the kernel refuses any lower value for a child.
 	DaemonOOMScoreAdj int
 	CapSysResource    bool
-	Log               *slog.Logger
+	// DefaultCapabilities replaces DefaultCapabilities() when not nil (the
+	// config's list: CRI-O ships a smaller set than containerd).
+	DefaultCapabilities []string
+	// LSMs are the security modules the node has (HostLSMs).
+	LSMs LSMs
+	Log  *slog.Logger
 }
 
 // Generate builds the spec. Errors wrap errdefs.ErrInvalidArgument and name
@@ -83,7 +88,6 @@ func Generate(in Input) (*specs.Spec, error) {
 			Cwd:             workDir(c, in.Image),
 			Terminal:        c.Tty,
 			NoNewPrivileges: c.GetLinux().GetSecurityContext().GetNoNewPrivs(),
-			Capabilities:    capabilities(c.GetLinux().GetSecurityContext()),
 			Rlimits:         []specs.POSIXRlimit{defaultNofile(in.Log)},
 		},
 		Mounts:      DefaultMounts(),
@@ -95,9 +99,6 @@ func Generate(in Input) (*specs.Spec, error) {
 			CgroupsPath:   cgroupsPath(in),
 			Resources:     &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
 		},
-	}
-	if sc := c.GetLinux().GetSecurityContext(); sc.GetPrivileged() {
-		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 	}
 	if err := setUser(s, in); err != nil {
 		return nil, err
@@ -112,6 +113,9 @@ func Generate(in Input) (*specs.Spec, error) {
 		return nil, err
 	}
 	if err := setResources(s, in); err != nil {
+		return nil, err
+	}
+	if err := applySecurity(s, in); err != nil {
 		return nil, err
 	}
 	return s, nil
