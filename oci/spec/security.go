@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -31,6 +32,9 @@ func applySecurity(s *specs.Spec, in Input) error {
 	}
 	caps, err := capabilities(in.DefaultCapabilities, sc.GetCapabilities())
 	if err != nil {
+		return err
+	}
+	if err := checkHeld(caps); err != nil {
 		return err
 	}
 	s.Process.Capabilities = capSets(caps, s.Process.User.UID)
@@ -136,18 +140,55 @@ var knownCapabilities = []string{
 	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 }
 
-// AllCapabilities are the capabilities this kernel has (cap_last_cap), as
-// containerd grants a privileged container the ones the host knows.
+// AllCapabilities are the capabilities cri-server itself holds (its
+// permitted set), which is what "ALL" and privileged can grant: containerd
+// uses the same. A kind node or this CI's root lacks CAP_SYS_RESOURCE, and
+// asking the kernel for a capability we lack fails the container's start.
 func AllCapabilities() []string {
-	last := len(knownCapabilities) - 1
-	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n < last {
-			last = n
+	held := heldCapabilities()
+	var out []string
+	for i, n := range knownCapabilities {
+		if held&(1<<i) != 0 {
+			out = append(out, n)
 		}
 	}
-	out := slices.Clone(knownCapabilities[:last+1])
 	slices.Sort(out)
 	return out
+}
+
+// heldCapabilities is CapPrm of this process, read once. Without it (no
+// /proc?) every capability up to cap_last_cap is assumed.
+var heldCapabilities = sync.OnceValue(func() uint64 {
+	all := uint64(1)<<len(knownCapabilities) - 1
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n < len(knownCapabilities) {
+			all = uint64(1)<<(n+1) - 1
+		}
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return all
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapPrm:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+				return m & all
+			}
+		}
+	}
+	return all
+})
+
+// checkHeld refuses a capability cri-server cannot grant, at create rather
+// than as a capset EPERM when the container starts.
+func checkHeld(caps []string) error {
+	held := heldCapabilities()
+	for _, c := range caps {
+		if i := slices.Index(knownCapabilities, c); i >= 0 && held&(1<<i) == 0 {
+			return errdefs.FailedPrecondition("capability %s: cri-server does not hold it on this node, so it cannot grant it", c)
+		}
+	}
+	return nil
 }
 
 // procPaths picks the masked and read-only paths. The kubelet sends its
