@@ -23,6 +23,9 @@ func applySecurity(s *specs.Spec, in Input) error {
 	if err := checkLSMs(in); err != nil {
 		return err
 	}
+	if err := checkUserNS(in); err != nil {
+		return err
+	}
 	s.Process.NoNewPrivileges = sc.GetNoNewPrivs()
 	if sc.GetPrivileged() {
 		if !in.Sandbox.GetLinux().GetSecurityContext().GetPrivileged() {
@@ -204,6 +207,28 @@ func procPaths(in Input) (masked, readonly []string) {
 		return slices.Clone(masked), slices.Clone(readonly)
 	}
 	return MaskedPaths(), ReadonlyPaths()
+}
+
+// checkUserNS refuses a user namespace: cri-server does not map pods yet
+// (no per-pod id ranges, no idmapped rootfs or volumes), and running the
+// pod with the host's ids instead would silently give it more than it asked
+// for. The runtime handler does not claim user_namespaces in Status, so the
+// kubelet never sends one; this is for other clients.
+func checkUserNS(in Input) error {
+	for _, o := range []*runtime.NamespaceOption{
+		in.Sandbox.GetLinux().GetSecurityContext().GetNamespaceOptions(),
+		in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions(),
+	} {
+		u := o.GetUsernsOptions()
+		if u == nil || u.GetMode() == runtime.NamespaceMode_NODE {
+			continue
+		}
+		if u.GetMode() == runtime.NamespaceMode_POD {
+			return errdefs.Unimplemented("namespace_options.userns_options: user namespaces (hostUsers: false) are not supported by cri-server yet")
+		}
+		return errdefs.InvalidArgument("namespace_options.userns_options: mode %v is not valid for a user namespace (POD or NODE)", u.GetMode())
+	}
+	return nil
 }
 
 // podUserNS: mode POD is the enum's zero value, so an absent userns_options

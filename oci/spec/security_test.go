@@ -119,14 +119,15 @@ func TestSecurityContext(t *testing.T) {
 				t.Errorf("masked %v ro %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
 			}
 		}},
-		{name: "procMount Unmasked in a user-namespaced pod", mod: func(t *testing.T, in *Input) {
+		{name: "user namespace refused until supported", mod: func(t *testing.T, in *Input) {
 			in.Sandbox.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}}}}
-		}, check: func(t *testing.T, s *specs.Spec) {
-			if len(s.Linux.MaskedPaths) != 0 || len(s.Linux.ReadonlyPaths) != 0 {
-				t.Errorf("masked %v ro %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
-			}
-		}},
+				NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD,
+					Uids: []*runtime.IDMapping{{HostId: 100000, Length: 65536}}, Gids: []*runtime.IDMapping{{HostId: 100000, Length: 65536}}}}}}
+		}, wantErr: errdefs.ErrNotImplemented},
+		{name: "user namespace mode CONTAINER", mod: func(t *testing.T, in *Input) {
+			withSC(in, &runtime.LinuxContainerSecurityContext{NamespaceOptions: &runtime.NamespaceOption{
+				UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}}})
+		}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "host userns keeps the defaults", mod: func(t *testing.T, in *Input) {
 			in.Sandbox.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
 				NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_NODE}}}}
@@ -316,6 +317,30 @@ func TestSecurityContext(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.check(t, s)
+		})
+	}
+}
+
+// procMount Unmasked arrives as empty lists; it is honoured only in a pod
+// with its own user namespace, where Kubernetes allows it.
+func TestProcPaths(t *testing.T) {
+	userns := &runtime.PodSandboxConfig{Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}}}}}
+	for _, tc := range []struct {
+		name       string
+		sb         *runtime.PodSandboxConfig
+		sc         *runtime.LinuxContainerSecurityContext
+		wantMasked int
+	}{
+		{name: "empty without userns: defaults", sb: &runtime.PodSandboxConfig{}, wantMasked: len(MaskedPaths())},
+		{name: "empty in a userns pod: Unmasked", sb: userns, wantMasked: 0},
+		{name: "kubelet's list in a userns pod", sb: userns, sc: &runtime.LinuxContainerSecurityContext{MaskedPaths: []string{"/proc/kcore"}}, wantMasked: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Sandbox: tc.sb, Config: &runtime.ContainerConfig{Linux: &runtime.LinuxContainerConfig{SecurityContext: tc.sc}}}
+			if m, _ := procPaths(in); len(m) != tc.wantMasked {
+				t.Fatalf("masked %v", m)
+			}
 		})
 	}
 }
