@@ -122,10 +122,6 @@ cgroup_driver = "cgroupfs"
 conf_dir = %q
 bin_dirs = ["/opt/cni/bin"]
 
-# A free port: engineers' daemons run side by side on this machine.
-[metrics]
-address = "127.0.0.1:0"
-
 # Until image mirrors work, the server reaches the test images through these:
 # hack/test-images.sh pushes them under their upstream repository paths.
 [registry]
