@@ -28,6 +28,12 @@ func (s *Server) securityInput(in *spec.Input) error {
 	return nil
 }
 
+// checkPodSecurity refuses, before anything is created, a pod whose
+// security context this runtime cannot honour (a user namespace).
+func checkPodSecurity(cfg *runtime.PodSandboxConfig) error {
+	return spec.CheckPodUserNS(cfg)
+}
+
 // securityFeatures are the Status features this runtime implements for
 // security contexts: SupplementalGroupsPolicy (Merge and Strict, with the
 // resolved ids in ContainerStatus.user).

@@ -66,3 +66,27 @@ func TestStatusSecurityFeatures(t *testing.T) {
 		t.Fatalf("security info %q: %v", resp.Info["security"], err)
 	}
 }
+
+// A pod asking for a user namespace is refused before anything is made.
+func TestRunPodSandboxRefusesUserNS(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mode    runtime.NamespaceMode
+		wantErr error
+	}{
+		{"POD: not supported yet", runtime.NamespaceMode_POD, errdefs.ErrNotImplemented},
+		{"CONTAINER: invalid", runtime.NamespaceMode_CONTAINER, errdefs.ErrInvalidArgument},
+		{"TARGET: invalid", runtime.NamespaceMode_TARGET, errdefs.ErrInvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{cfg: config.Default()} // no pod manager: reaching it would panic
+			_, err := s.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: &runtime.PodSandboxConfig{
+				Metadata: &runtime.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u"},
+				Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+					NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: tc.mode}}}}}})
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+}
