@@ -19,7 +19,7 @@ import (
 
 // Interface is one device's cumulative counters.
 type Interface struct {
-	Name                                     string
+	Name                                    string
 	RxBytes, RxPackets, RxErrors, RxDropped uint64
 	TxBytes, TxPackets, TxErrors, TxDropped uint64
 }
