@@ -92,6 +92,25 @@ func TestPodSandboxStats(t *testing.T) {
 		})
 	}
 
+	mr, err := e.rt.ListPodSandboxMetrics(ctx, &runtime.ListPodSandboxMetricsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent uint64
+	for _, pm := range mr.PodMetrics {
+		if pm.PodSandboxId == b {
+			t.Errorf("metrics of the stopped pod")
+		}
+		if pm.PodSandboxId != a {
+			continue
+		}
+		series := checkMetrics(t, pm.Metrics)
+		sent = series["container_network_transmit_bytes_total"]["|"+a+"||"+a+"|crit|stats-a|eth0|"]
+	}
+	if sent == 0 {
+		t.Errorf("no eth0 bytes sent in pod %s's metrics", a)
+	}
+
 	_, err = e.rt.PodSandboxStats(ctx, &runtime.PodSandboxStatsRequest{PodSandboxId: "0123456789abcdef"})
 	if !errors.Is(errdefs.FromGRPC(err), errdefs.ErrNotFound) {
 		t.Errorf("unknown pod: %v, want NotFound", err)
