@@ -105,3 +105,39 @@ func TestPodMetricsSeries(t *testing.T) {
 		})
 	}
 }
+
+func TestContainerStateGauges(t *testing.T) {
+	e := newEnv(t)
+	run := e.create(t, "pod1", "run", nil, "/bin/sh", "-c", "exec sleep 100")
+	e.create(t, "pod1", "created", nil, "/bin/true")
+	done := e.create(t, "pod2", "done", nil, "/bin/true")
+	e.startC(t, run)
+	e.startC(t, done)
+	e.waitExited(t, done)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(stateCollector{e.s})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			got[mf.GetName()+"/"+m.Label[0].GetValue()] = m.Gauge.GetValue()
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		want float64
+	}{
+		{"cri_server_containers/created", 1},
+		{"cri_server_containers/running", 1},
+		{"cri_server_containers/exited", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got[tc.name] != tc.want {
+				t.Fatalf("%s = %v, want %v (all: %v)", tc.name, got[tc.name], tc.want, got)
+			}
+		})
+	}
+}
