@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +91,29 @@ func TestPodSandboxStats(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	stream, err := e.rt.StreamPodSandboxStats(ctx, &runtime.StreamPodSandboxStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := 0
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		streamed += len(m.PodSandboxStats)
+	}
+	if streamed != 2 {
+		t.Errorf("StreamPodSandboxStats sent %d pods, want the 2 ready ones", streamed)
+	}
+	cs, err := e.rt.StreamContainerStats(ctx, &runtime.StreamContainerStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := cs.Recv(); err != io.EOF {
+		t.Errorf("StreamContainerStats without containers: %v, %v; want EOF", m, err)
 	}
 
 	mr, err := e.rt.ListPodSandboxMetrics(ctx, &runtime.ListPodSandboxMetricsRequest{})
