@@ -162,6 +162,26 @@ func (s *Server) execSync(ctx context.Context, id string, p *specs.Process) (*ex
 	for i, b := range []*cappedBuffer{res.stdout, res.stderr} {
 		readers.Go(func() { b.readFrom(pipes[i][0]) })
 	}
+	st, timedOut, werr := waitExec(ctx, proc)
+	for i := range pipes {
+		pipes[i][0].SetReadDeadline(time.Now().Add(execDrain))
+	}
+	readers.Wait()
+	if werr != nil {
+		return nil, fmt.Errorf("wait for exec in container %s: %w", id, werr)
+	}
+	if timedOut {
+		s.log.Info("exec timed out", "container", id, "pid", proc.Pid, "took", time.Since(t0))
+		return nil, execTimeout(id, ctx)
+	}
+	res.code = st.ExitCode()
+	s.log.Debug("exec finished", "container", id, "pid", proc.Pid, "exit_code", res.code, "took", time.Since(t0))
+	return res, nil
+}
+
+// waitExec waits for an exec'd process. If ctx ends first, the process and
+// its process group are killed and reaped; killed says so.
+func waitExec(ctx context.Context, proc *oci.Process) (st oci.ExitStatus, killed bool, err error) {
 	type waited struct {
 		st  oci.ExitStatus
 		err error
@@ -172,11 +192,10 @@ func (s *Server) execSync(ctx context.Context, id string, p *specs.Process) (*ex
 		done <- waited{st, err}
 	}()
 	var w waited
-	timedOut := false
 	select {
 	case w = <-done:
 	case <-ctx.Done():
-		timedOut = true
+		killed = true
 		// Setsid made the process a group leader: the group takes the
 		// children of a shell with it. The leader is not reaped yet (the
 		// Wait above has not returned), so its id cannot have been reused.
@@ -184,20 +203,7 @@ func (s *Server) execSync(ctx context.Context, id string, p *specs.Process) (*ex
 		syscall.Kill(proc.Pid, syscall.SIGKILL)
 		w = <-done
 	}
-	for i := range pipes {
-		pipes[i][0].SetReadDeadline(time.Now().Add(execDrain))
-	}
-	readers.Wait()
-	if w.err != nil {
-		return nil, fmt.Errorf("wait for exec in container %s: %w", id, w.err)
-	}
-	if timedOut {
-		s.log.Info("exec timed out", "container", id, "pid", proc.Pid, "took", time.Since(t0))
-		return nil, execTimeout(id, ctx)
-	}
-	res.code = w.st.ExitCode()
-	s.log.Debug("exec finished", "container", id, "pid", proc.Pid, "exit_code", res.code, "took", time.Since(t0))
-	return res, nil
+	return w.st, killed, w.err
 }
 
 // execTimeout is DeadlineExceeded when the request's own timeout passed, or
