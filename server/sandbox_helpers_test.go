@@ -26,6 +26,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/oci"
 	"github.com/cri-server/cri-server/sandbox"
 )
 
@@ -33,6 +34,10 @@ func TestMain(m *testing.M) {
 	// A shared PID namespace's init is this test binary re-executed.
 	if sandbox.IsPodInit(os.Args) {
 		sandbox.PodInitMain()
+	}
+	// The executor's container init (exec_helpers_test.go runs containers).
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		oci.InitMain()
 	}
 	// A container's monitor is this test binary too, with a plain-process
 	// stand-in for the executor (container_test.go's fakes).
@@ -93,6 +98,7 @@ func newPodEnv(t testing.TB) *podEnv {
 	cfg.Listen = filepath.Join(dir, "state", "cri.sock")
 	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
 	cfg.CNI.BinDirs = []string{e.binDir, "/opt/cni/bin"}
+	cfg.Metrics.Address = "127.0.0.1:0" // other test processes share this machine
 	e.cfg = cfg
 	for _, d := range []string{cfg.CNI.ConfDir, e.binDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

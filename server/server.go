@@ -63,6 +63,9 @@ type Server struct {
 	monitorExe     string // the binary run as `monitor`; "" = /proc/self/exe
 	oomScoreAdj    int
 	capSysResource bool
+
+	// stats keeps what the stats RPCs reuse between calls (stats_*.go).
+	stats statsCollector
 }
 
 // New builds the services from the effective configuration.
@@ -110,6 +113,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.runtime = rt
+	s.streamer = containerStreamer{s}
 	s.pods.SetContainerStopper(containerStopper{s})
 	// pods, images and runtime are set before the containers are reloaded:
 	// reconcile and orphan cleanup use them.
