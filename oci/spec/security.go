@@ -250,11 +250,7 @@ func podUserNS(sb *runtime.PodSandboxConfig) bool {
 // paths, writable sysfs and cgroupfs, every host device, and a device
 // cgroup that allows them all (the CRI's list of what privileged implies).
 func applyPrivileged(s *specs.Spec) error {
-	caps := AllCapabilities()
-	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
-	if s.Process.User.UID != 0 {
-		s.Process.Capabilities = capSets(caps, s.Process.User.UID)
-	}
+	s.Process.Capabilities = capSets(AllCapabilities(), s.Process.User.UID)
 	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths, s.Linux.Seccomp = nil, nil, nil
 	for i := range s.Mounts {
 		m := &s.Mounts[i]

@@ -1,9 +1,11 @@
 // Package spec owns the translation from the kubelet's request (CRI
 // ContainerConfig and PodSandboxConfig) plus the image's config into an OCI
 // runtime spec. It is the one place where cri-api types meet runtime-spec
-// types, and it is pure: everything it needs from the host (rootfs, pod
-// namespace paths, pod files, the daemon's own oom_score_adj) arrives in
-// Input, so it is table-tested without root.
+// types, and it is nearly pure: what it needs from the daemon (rootfs, pod
+// namespace paths, pod files, the daemon's own oom_score_adj, the node's
+// security defaults) arrives in Input, so it is table-tested without root.
+// It reads the host only for what the spec must carry: device numbers, a
+// seccomp localhost profile, the capabilities the daemon holds.
 package spec
 
 import (
