@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var applets = []string{"sh", "cat", "grep", "id", "touch", "unshare", "hostname", "chmod", "echo", "brctl", "test", "[", "true"}
+var applets = []string{"sh", "cat", "grep", "id", "touch", "unshare", "hostname", "chmod", "echo", "brctl", "test", "[", "true", "mknod", "dd"}
 
 // secRootfs is a busybox rootfs with a user app (1000) in group staff (50),
 // a root-only file and a file of app's.
@@ -196,6 +196,7 @@ check chmod chmod 700 /tmp
 check sethostname hostname other
 check addbr brctl addbr br-sec
 check host_kmsg test -c /dev/kmsg
+check dev_cgroup sh -c 'n=/tmp/kmsg$$; mknod $n c 1 11 && dd if=$n of=/dev/null bs=1 count=0'
 `
 
 // fields parses "CapBnd:\t000..." and "name=ok" lines.
@@ -246,13 +247,14 @@ func TestSecurityContextInContainer(t *testing.T) {
 		name string
 		sc   *runtime.LinuxContainerSecurityContext
 		pod  *runtime.LinuxSandboxSecurityContext
-		want map[string]string // exact values; "fail*" = fail with any message
+		want map[string]string // exact values; a trailing * matches any rest ("fail*")
 	}{
 		{name: "defaults", sc: nil, want: map[string]string{
 			"CapBnd": defaultCaps, "CapEff": defaultCaps, "Seccomp": "0", "NoNewPrivs": "0", "uid": "ok",
 			"keys_masked": "ok", "firmware_empty": "ok", "proc_sys_write": "fail*", "sys_rw": "fail*",
 			"root_write": "ok", "root_only": "ok", "unshare_user": "ok", "chmod": "ok",
-			"sethostname": "fail*", "addbr": "fail*", "host_kmsg": "fail*"}},
+			"sethostname": "fail*", "addbr": "fail*", "host_kmsg": "fail*",
+			"dev_cgroup": "fail dd: can't open '/tmp/kmsg*"}},
 		{name: "no_new_privs", sc: &runtime.LinuxContainerSecurityContext{NoNewPrivs: true},
 			want: map[string]string{"NoNewPrivs": "1", "CapBnd": defaultCaps}},
 		{name: "seccomp RuntimeDefault forbids unshare", sc: &runtime.LinuxContainerSecurityContext{Seccomp: &runtime.SecurityProfile{}},
@@ -289,7 +291,7 @@ func TestSecurityContextInContainer(t *testing.T) {
 		{name: "privileged", pod: privPod, sc: &runtime.LinuxContainerSecurityContext{Privileged: true,
 			Seccomp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: chmodProfile}},
 			want: map[string]string{"CapBnd": allCapsMask(), "CapEff": allCapsMask(), "Seccomp": "0", "keys_masked": "fail*",
-				"proc_sys_write": "ok", "sys_rw": "ok", "chmod": "ok", "sethostname": "ok", "addbr": "ok", "host_kmsg": "ok"}},
+				"proc_sys_write": "ok", "sys_rw": "ok", "chmod": "ok", "sethostname": "ok", "addbr": "ok", "host_kmsg": "ok", "dev_cgroup": "ok"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := e.run(&runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", probe},
@@ -300,9 +302,9 @@ func TestSecurityContextInContainer(t *testing.T) {
 			got := fields(out)
 			for k, want := range tc.want {
 				g := got[k]
-				if want == "fail*" {
-					if !strings.HasPrefix(g, "fail") {
-						t.Errorf("%s = %q, want a failure", k, g)
+				if p, ok := strings.CutSuffix(want, "*"); ok {
+					if !strings.HasPrefix(g, p) {
+						t.Errorf("%s = %q, want %q", k, g, want)
 					}
 					continue
 				}
