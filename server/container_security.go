@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -20,7 +21,7 @@ func (s *Server) securityInput(in *spec.Input) error {
 	if s.cfg != nil {
 		caps := s.cfg.Security.DefaultCapabilities
 		if err := spec.ValidateCapabilities(caps); err != nil {
-			return err
+			return fmt.Errorf("config key security.default_capabilities: %w", err)
 		}
 		in.DefaultCapabilities = caps
 	}
