@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -227,3 +228,11 @@ func imageSubPath(root, sub string) (string, error) {
 	}
 	return p, nil
 }
+
+// recursiveReadOnlySupported reports whether the kernel has mount_setattr
+// (Linux 5.12), which the executor uses for recursive read-only mounts.
+// Probed with a call that must fail: EBADF when the syscall exists.
+var recursiveReadOnlySupported = sync.OnceValue(func() bool {
+	err := unix.MountSetattr(-1, "", unix.AT_EMPTY_PATH, &unix.MountAttr{})
+	return !errors.Is(err, unix.ENOSYS)
+})

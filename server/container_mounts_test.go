@@ -111,7 +111,9 @@ func TestPrepareImageVolumes(t *testing.T) {
 	mustOK(t, os.WriteFile(filepath.Join(vol, "etc", "passwd"), nil, 0o644))
 	mustOK(t, os.Symlink("../../../..", filepath.Join(vol, "up")))
 	s := &Server{imageDeps: &fakeVolumeImages{fakeImages: &fakeImages{}, root: dir}}
-	img := func(ref string) *runtime.ImageSpec { return &runtime.ImageSpec{Image: ref, UserSpecifiedImage: "busybox"} }
+	img := func(ref string) *runtime.ImageSpec {
+		return &runtime.ImageSpec{Image: ref, UserSpecifiedImage: "busybox"}
+	}
 	for _, tc := range []struct {
 		name string
 		m    *runtime.Mount
@@ -161,5 +163,12 @@ func mustOK(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// This kernel (6.18) has mount_setattr: recursive read-only is claimed.
+func TestRecursiveReadOnlyClaimed(t *testing.T) {
+	if !recursiveReadOnlySupported() {
+		t.Fatal("mount_setattr not detected on a kernel that has it")
 	}
 }
