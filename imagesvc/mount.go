@@ -124,7 +124,11 @@ func mountOverlay(lowers []string, upper, work, target string) error {
 	if err := unix.FsconfigCreate(fsfd); err != nil {
 		return fmt.Errorf("create overlay: %w", err)
 	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	attr := 0
+	if upper == "" { // read-only at the mount too, not only for lack of an upper dir
+		attr = unix.MOUNT_ATTR_RDONLY
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, attr)
 	if err != nil {
 		return fmt.Errorf("fsmount overlay: %w", err)
 	}

@@ -100,6 +100,10 @@ func TestImageVolume(t *testing.T) {
 			if err := os.Remove(filepath.Join(vols[0], "etc", "top")); !errors.Is(err, unix.EROFS) {
 				t.Errorf("remove from the image volume: %v, want EROFS", err)
 			}
+			var sfs unix.Statfs_t
+			if err := unix.Statfs(vols[0], &sfs); err != nil || sfs.Flags&unix.ST_RDONLY == 0 {
+				t.Errorf("image volume mount not read-only: flags %#x, %v", sfs.Flags, err)
+			}
 			// The volume holds its snapshots like a rootfs does.
 			if err := s.RemoveImage(ref); err != nil {
 				t.Fatal(err)
