@@ -44,6 +44,12 @@ func TestPrepareMountsHostPaths(t *testing.T) {
 		t.Skip("needs root (mounts)")
 	}
 	dir := t.TempDir()
+	// Registered first, so it runs after every unmount below.
+	t.Cleanup(func() {
+		if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), dir) {
+			t.Errorf("mounts left under %s", dir)
+		}
+	})
 	real := filepath.Join(dir, "real")
 	mustOK(t, os.Mkdir(real, 0o755))
 	mustOK(t, os.Symlink(real, filepath.Join(dir, "link")))
