@@ -22,7 +22,11 @@ type fakeVolumeImages struct {
 }
 
 func (f *fakeVolumeImages) MountImageVolume(ctx context.Context, imageID, id string, n int) (string, error) {
-	return filepath.Join(f.root, id+"-"+strconv.Itoa(n)), nil
+	p := filepath.Join(f.root, id+"-"+strconv.Itoa(n))
+	if err := os.MkdirAll(filepath.Join(p, "etc"), 0o755); err != nil {
+		return "", err
+	}
+	return p, os.WriteFile(filepath.Join(p, "etc", "passwd"), nil, 0o644)
 }
 
 func bindOnItself(t *testing.T, dir string, prop uintptr) {
@@ -176,5 +180,48 @@ func mustOK(t *testing.T, err error) {
 func TestRecursiveReadOnlyClaimed(t *testing.T) {
 	if !recursiveReadOnlySupported() {
 		t.Fatal("mount_setattr not detected on a kernel that has it")
+	}
+}
+
+// Through CreateContainer: the status reports the kubelet's mounts with the
+// image volume's image ref, also after a daemon restart; a bad image volume
+// fails the create and leaves nothing.
+func TestCreateContainerWithVolumes(t *testing.T) {
+	e := newEnv(t)
+	e.s.imageDeps = &fakeVolumeImages{fakeImages: e.images, root: t.TempDir()}
+	host := t.TempDir()
+	mounts := []*runtime.Mount{
+		{ContainerPath: "/data", HostPath: host},
+		{ContainerPath: "/img", Readonly: true, Image: &runtime.ImageSpec{Image: "busybox"}, ImageSubPath: "etc"},
+	}
+	cfg := func(name string, ms ...*runtime.Mount) *runtime.ContainerConfig {
+		return &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: name},
+			Image: &runtime.ImageSpec{Image: "busybox"}, Command: []string{"true"}, Mounts: ms}
+	}
+	resp, err := e.s.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: "pod1", Config: cfg("vols", mounts...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		got := e.status(t, resp.ContainerId).GetMounts()
+		if len(got) != 2 || got[0].HostPath != host || got[1].HostPath != "" || got[1].ImageSubPath != "etc" ||
+			!strings.HasPrefix(got[1].GetImage().GetImageRef(), "sha256:") {
+			t.Fatalf("status mounts %v", got)
+		}
+	}
+	check()
+	e.s.Close()
+	e.start(t)
+	e.s.imageDeps = &fakeVolumeImages{fakeImages: e.images, root: t.TempDir()}
+	check()
+
+	bad := &runtime.Mount{ContainerPath: "/img", Readonly: true, Image: &runtime.ImageSpec{Image: "busybox"}, ImageSubPath: "nope"}
+	_, err = e.s.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: "pod1", Config: cfg("bad", bad)})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("create with a missing sub path: %v", err)
+	}
+	if n := len(e.s.listContainers(nil)); n != 1 {
+		t.Fatalf("%d containers after a failed create, want 1", n)
 	}
 }
