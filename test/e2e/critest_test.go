@@ -138,6 +138,7 @@ endpoints = ["http://%[5]s"]
 endpoints = ["http://%[5]s"]
 [registry.mirrors."docker.io"]
 endpoints = ["http://%[5]s"]
+
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), s.sock, filepath.Join(dir, "net.d"), reg)
 	writeFile(t, filepath.Join(dir, "config.toml"), config)
 
