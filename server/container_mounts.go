@@ -84,12 +84,16 @@ func resolveHostPath(p string) (string, error) {
 	if !filepath.IsAbs(p) {
 		return "", errdefs.InvalidArgument("host_path %q is not absolute", p)
 	}
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+	// Lstat: a dangling symlink is not a missing path to create.
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return "", fmt.Errorf("create host path %s: %w", p, err)
 		}
 	}
 	src, err := filepath.EvalSymlinks(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", errdefs.NotFound("host path %s: a symlink in it points nowhere", p)
+	}
 	if err != nil {
 		return "", fmt.Errorf("resolve host path %s: %w", p, err)
 	}

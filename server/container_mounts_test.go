@@ -57,6 +57,7 @@ func TestPrepareMountsHostPaths(t *testing.T) {
 	real := filepath.Join(dir, "real")
 	mustOK(t, os.Mkdir(real, 0o755))
 	mustOK(t, os.Symlink(real, filepath.Join(dir, "link")))
+	mustOK(t, os.Symlink(filepath.Join(dir, "gone"), filepath.Join(dir, "dangling")))
 	shared := filepath.Join(dir, "shared")
 	bindOnItself(t, shared, unix.MS_SHARED)
 	// A slave: a bind of a shared mount (a peer), then made its slave.
@@ -80,6 +81,7 @@ func TestPrepareMountsHostPaths(t *testing.T) {
 	}{
 		{name: "symlink resolved on the host", host: filepath.Join(dir, "link"), want: real, prop: priv},
 		{name: "missing path created", host: filepath.Join(dir, "new", "dir"), want: filepath.Join(dir, "new", "dir"), prop: priv},
+		{name: "dangling symlink", host: filepath.Join(dir, "dangling"), prop: priv, err: errdefs.ErrNotFound},
 		{name: "relative path refused", host: "rel/dir", prop: priv, err: errdefs.ErrInvalidArgument},
 		{name: "bidirectional on a shared mount", host: shared, want: shared, prop: bidi},
 		{name: "bidirectional on a slave mount refused", host: slave, prop: bidi, err: errdefs.ErrFailedPrecondition},
