@@ -362,3 +362,23 @@ func shmKeys(table string) map[string]bool {
 	}
 	return keys
 }
+
+// The daemon (or a container sharing the namespace) ends a pod init with
+// SIGTERM, as it would a pause container; the pod is still removable.
+func TestPodInitExitsOnSIGTERM(t *testing.T) {
+	e := newViewEnv(t)
+	nso := &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD}
+	p := e.runPod(&runtime.PodSandboxConfig{Linux: &runtime.LinuxPodSandboxConfig{
+		SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: nso}}})
+	must(t, unix.Kill(p.InitPID, unix.SIGTERM))
+	for i := 0; ; i++ {
+		// Reaped by the Manager's waiter: the pid disappears.
+		if err := unix.Kill(p.InitPID, 0); err == unix.ESRCH {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("pod init %d still alive after SIGTERM", p.InitPID)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

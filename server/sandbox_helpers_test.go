@@ -92,6 +92,8 @@ func newPodEnv(t testing.TB) *podEnv {
 	cfg.State = filepath.Join(dir, "state")
 	cfg.Listen = filepath.Join(dir, "state", "cri.sock")
 	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
+	// Any free port: tests and daemons run side by side on one machine.
+	cfg.Metrics.Address = "127.0.0.1:0"
 	cfg.CNI.BinDirs = []string{e.binDir, "/opt/cni/bin"}
 	e.cfg = cfg
 	for _, d := range []string{cfg.CNI.ConfDir, e.binDir} {
