@@ -137,15 +137,32 @@ func (e *viewEnv) runPod(cfg *runtime.PodSandboxConfig) *sandbox.Pod {
 // namespace options (nil: the pod's) and returns what it printed.
 func (e *viewEnv) exec(p *sandbox.Pod, cfg *runtime.PodSandboxConfig, nso *runtime.NamespaceOption, script string) string {
 	e.t.Helper()
+	pidns := p.PIDNS
+	if nso.GetPid() != runtime.NamespaceMode_POD {
+		pidns = ""
+	}
+	id, c, r := e.start(p, cfg, nso, pidns, script)
+	defer r.Close()
+	defer e.rt.Delete(context.Background(), id, true)
+	var out bytes.Buffer
+	io.Copy(&out, r)
+	st, err := c.Wait()
+	must(e.t, err)
+	if st.ExitCode() != 0 {
+		e.t.Fatalf("container exited %d: %s", st.ExitCode(), out.String())
+	}
+	return out.String()
+}
+
+// start creates and starts a container running sh -c script; its output
+// is on the returned pipe. The caller waits for it and deletes it.
+func (e *viewEnv) start(p *sandbox.Pod, cfg *runtime.PodSandboxConfig, nso *runtime.NamespaceOption, pidns, script string) (string, *oci.Container, *os.File) {
+	e.t.Helper()
 	id := "c" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	cc := &runtime.ContainerConfig{
 		Metadata: &runtime.ContainerMetadata{Name: id},
 		Command:  []string{"sh", "-c", script},
 		Linux:    &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{NamespaceOptions: nso}},
-	}
-	pidns := p.PIDNS
-	if nso.GetPid() != runtime.NamespaceMode_POD {
-		pidns = ""
 	}
 	sp, err := spec.Generate(spec.Input{
 		ID: id, Config: cc, Sandbox: cfg, SandboxID: p.ID, Rootfs: e.rootfs,
@@ -156,21 +173,19 @@ func (e *viewEnv) exec(p *sandbox.Pod, cfg *runtime.PodSandboxConfig, nso *runti
 	must(e.t, err)
 	r, w, err := os.Pipe()
 	must(e.t, err)
-	defer r.Close()
 	ctx := context.Background()
 	c, err := e.rt.Create(ctx, id, sp, oci.IO{Stdout: w, Stderr: w})
 	w.Close()
-	must(e.t, err)
-	defer e.rt.Delete(ctx, id, true)
-	must(e.t, e.rt.Start(ctx, id))
-	var out bytes.Buffer
-	io.Copy(&out, r)
-	st, err := c.Wait()
-	must(e.t, err)
-	if st.ExitCode() != 0 {
-		e.t.Fatalf("container exited %d: %s", st.ExitCode(), out.String())
+	if err != nil {
+		r.Close()
+		e.t.Fatal(err)
 	}
-	return out.String()
+	if err := e.rt.Start(ctx, id); err != nil {
+		r.Close()
+		e.rt.Delete(ctx, id, true)
+		e.t.Fatal(err)
+	}
+	return id, c, r
 }
 
 func TestContainerSeesPodFiles(t *testing.T) {
@@ -413,5 +428,34 @@ func TestPodInitIsSmall(t *testing.T) {
 	}
 	if rss >= 256 {
 		t.Fatalf("pod init RSS %d kB, want under 256 kB", rss)
+	}
+}
+
+// PID mode TARGET (kubectl debug): the new container's PID 1 is the target
+// container's process.
+func TestTargetPIDNamespace(t *testing.T) {
+	e := newViewEnv(t)
+	own := &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}
+	cfg := &runtime.PodSandboxConfig{Linux: &runtime.LinuxPodSandboxConfig{
+		SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: own}}}
+	p := e.runPod(cfg)
+	ctx := context.Background()
+	id, target, r := e.start(p, cfg, own, "", "exec sleep 60")
+	defer func() {
+		e.rt.Kill(ctx, id, unix.SIGKILL, true)
+		target.Wait()
+		r.Close()
+		e.rt.Delete(ctx, id, true)
+	}()
+	nso := &runtime.NamespaceOption{Pid: runtime.NamespaceMode_TARGET, TargetId: id}
+	did, debug, dr := e.start(p, cfg, nso, fmt.Sprintf("/proc/%d/ns/pid", target.Pid), "tr '\\0' ' ' </proc/1/cmdline; true")
+	defer e.rt.Delete(ctx, did, true)
+	defer dr.Close()
+	out, _ := io.ReadAll(dr)
+	if st, err := debug.Wait(); err != nil || st.ExitCode() != 0 {
+		t.Fatalf("debug container: %v, %+v: %s", err, st, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "sleep 60" {
+		t.Fatalf("debug container sees pid 1 as %q, want the target's sleep", got)
 	}
 }
