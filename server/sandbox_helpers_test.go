@@ -95,6 +95,7 @@ func newPodEnv(t testing.TB) *podEnv {
 	// Any free port: tests and daemons run side by side on one machine.
 	cfg.Metrics.Address = "127.0.0.1:0"
 	cfg.CNI.BinDirs = []string{e.binDir, "/opt/cni/bin"}
+	cfg.Metrics.Address = "127.0.0.1:0" // other test processes share this machine
 	e.cfg = cfg
 	for _, d := range []string{cfg.CNI.ConfDir, e.binDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
