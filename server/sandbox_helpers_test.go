@@ -92,8 +92,6 @@ func newPodEnv(t testing.TB) *podEnv {
 	cfg.State = filepath.Join(dir, "state")
 	cfg.Listen = filepath.Join(dir, "state", "cri.sock")
 	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
-	// Any free port: tests and daemons run side by side on one machine.
-	cfg.Metrics.Address = "127.0.0.1:0"
 	cfg.CNI.BinDirs = []string{e.binDir, "/opt/cni/bin"}
 	cfg.Metrics.Address = "127.0.0.1:0" // other test processes share this machine
 	e.cfg = cfg
