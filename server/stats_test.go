@@ -131,7 +131,9 @@ func (e *statsEnv) list(t *testing.T, f *runtime.ContainerStatsFilter) map[strin
 func TestContainerStatsFromCgroups(t *testing.T) {
 	e := newStatsEnv(t)
 	burn := e.create(t, "pod1", "burn", nil, "/bin/sh", "-c", "while :; do :; done")
-	alloc := e.create(t, "pod1", "alloc", nil, "/usr/bin/perl", "-e", `$x = "a" x (64 << 20); sleep 100`)
+	// It allocates after a second: by then it is in its cgroup (v1 does not
+	// move charges made before).
+	alloc := e.create(t, "pod1", "alloc", nil, "/usr/bin/perl", "-e", `sleep 1; $x = "a" x (64 << 20); sleep 100`)
 	created := e.create(t, "pod1", "created", nil, "/bin/true")
 	exited := e.create(t, "pod2", "exited", nil, "/bin/true")
 	e.startC(t, exited)
