@@ -69,18 +69,26 @@ func newViewEnv(t *testing.T) *viewEnv {
 	must(t, os.MkdirAll(confDir, 0o755))
 	must(t, os.WriteFile(filepath.Join(confDir, "10-lo.conflist"),
 		[]byte(`{"cniVersion":"1.0.0","name":"podns-lo","plugins":[{"type":"loopback"}]}`), 0o644))
-	nets := cni.New(confDir, []string{"/opt/cni/bin"})
-	nets.SetCacheDir(filepath.Join(dir, "cni-cache"))
 	db, err := store.Open(filepath.Join(dir, "meta.db"))
 	must(t, err)
 	e.db = db
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e.pods, err = sandbox.New(context.Background(), sandbox.Options{StateDir: filepath.Join(dir, "state"), DB: db, CNI: nets, Log: log})
-	must(t, err)
-	e.rt, err = oci.New(oci.Config{StateDir: filepath.Join(dir, "oci"), Logger: log})
+	e.setCNIBin()
+	e.rt, err = oci.New(oci.Config{StateDir: filepath.Join(dir, "oci"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	must(t, err)
 	t.Cleanup(e.checkLeaks)
 	return e
+}
+
+// setCNIBin (re)makes the pod Manager with plugins from dirs, then
+// /opt/cni/bin.
+func (e *viewEnv) setCNIBin(dirs ...string) {
+	e.t.Helper()
+	nets := cni.New(filepath.Join(e.dir, "net.d"), append(dirs, "/opt/cni/bin"))
+	nets.SetCacheDir(filepath.Join(e.dir, "cni-cache"))
+	var err error
+	e.pods, err = sandbox.New(context.Background(), sandbox.Options{StateDir: filepath.Join(e.dir, "state"), DB: e.db, CNI: nets,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	must(e.t, err)
 }
 
 // checkLeaks fails the test on a mount under the temp dir, a cgroup of
@@ -319,4 +327,33 @@ func shmKeys(table string) map[string]bool {
 		}
 	}
 	return keys
+}
+
+// A sysctl of a device CNI creates (net.ipv4.conf.eth0.*) is set after ADD,
+// in the pod's netns. The plugin here makes eth0 a bridge device (no dummy module here).
+func TestDeviceSysctlAfterCNI(t *testing.T) {
+	e := newViewEnv(t)
+	bin := filepath.Join(e.dir, "cni-bin")
+	must(t, os.MkdirAll(bin, 0o755))
+	plugin := `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) cat >/dev/null
+  nsenter --net="$CNI_NETNS" ip link add "$CNI_IFNAME" type bridge || exit 1
+  echo '{"cniVersion":"1.0.0","interfaces":[{"name":"'"$CNI_IFNAME"'","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.250.0.2/24","interface":0}]}';;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}';;
+*) cat >/dev/null;;
+esac
+`
+	must(t, os.WriteFile(filepath.Join(bin, "crit-dummy"), []byte(plugin), 0o755))
+	// Sorts before the loopback conflist: the Manager uses the first.
+	must(t, os.WriteFile(filepath.Join(e.dir, "net.d", "00-dummy.conflist"),
+		[]byte(`{"cniVersion":"1.0.0","name":"podns-dummy","plugins":[{"type":"crit-dummy"}]}`), 0o644))
+	e.setCNIBin(bin)
+	sysctls := map[string]string{"net.ipv4.conf.eth0.accept_local": "1", "net.ipv4.conf.all.accept_local": "1"}
+	cfg := &runtime.PodSandboxConfig{Linux: &runtime.LinuxPodSandboxConfig{Sysctls: sysctls}}
+	p := e.runPod(cfg)
+	got := e.exec(p, cfg, nil, "cat /proc/sys/net/ipv4/conf/eth0/accept_local /proc/sys/net/ipv4/conf/all/accept_local")
+	if got != "1\n1\n" {
+		t.Fatalf("eth0 and all accept_local inside: %q, want 1 and 1", got)
+	}
 }
