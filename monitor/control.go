@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,6 +23,8 @@ const (
 	OpStatus    = "status"
 	OpKill      = "kill"
 	OpWait      = "wait" // replies when the exit record is written
+	// OpAttach turns the connection into an attach session (attach.go).
+	OpAttach = "attach"
 )
 
 // Request is one control call.
@@ -29,6 +32,7 @@ type Request struct {
 	Op     string `json:"op"`
 	Signal int    `json:"signal,omitempty"`
 	All    bool   `json:"all,omitempty"`
+	Stdin  bool   `json:"stdin,omitempty"` // attach: the client sends input
 }
 
 // Reply answers a Request.
@@ -60,14 +64,29 @@ func (m *monitor) serve(path string) (net.Listener, error) {
 }
 
 func (m *monitor) handle(c net.Conn) {
-	defer c.Close()
 	var req Request
-	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
+	// One request line; for attach, what follows it on br is frames.
+	br := bufio.NewReader(c)
+	line, err := br.ReadSlice('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	if err != nil {
+		c.Close()
 		return
 	}
+	if req.Op == OpAttach {
+		m.attach(c, br, req, m.do(Request{Op: OpStatus}))
+		return
+	}
+	defer c.Close()
 	rep := m.do(req)
-	json.NewEncoder(c).Encode(rep)
+	writeReply(c, rep)
 }
+
+func writeReply(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func (m *monitor) do(req Request) Reply {
 	ctx := context.Background()

@@ -159,8 +159,14 @@ type monitor struct {
 	proc   Process
 	logw   *LogWriter
 	stdin  *os.File // our end of the container's stdin
-	copies sync.WaitGroup
-	oomAt0 uint64
+	// The pty master with a terminal: attach writes input and resizes it.
+	console *os.File
+	fan     fanout // attached clients (attach.go)
+
+	stdinMu     sync.Mutex
+	stdinClosed bool
+	copies      sync.WaitGroup
+	oomAt0      uint64
 
 	mu      sync.Mutex
 	started bool
@@ -253,6 +259,7 @@ func (m *monitor) create() (err error) {
 	}
 	if c := proc.Console(); c != nil {
 		outs = [2]*os.File{c, nil}
+		m.console = c
 	}
 	for i, r := range outs {
 		if r != nil {
@@ -262,11 +269,17 @@ func (m *monitor) create() (err error) {
 	return nil
 }
 
-func (m *monitor) copyOut(stream string, r *os.File) {
+func (m *monitor) copyOut(stream string, f *os.File) {
+	typ := FrameStdout
+	if stream == "stderr" {
+		typ = FrameStderr
+	}
+	// Attached clients get each chunk as the log writer reads it.
+	r := io.TeeReader(f, teeWriter{&m.fan, typ})
 	m.copies.Add(1)
 	go func() {
 		defer m.copies.Done()
-		defer r.Close()
+		defer f.Close()
 		if m.logw == nil {
 			io.Copy(io.Discard, r)
 			return
@@ -291,12 +304,17 @@ func (m *monitor) finish(st ExitStatus, werr error) {
 		// what the kubelet asked about.
 		m.log.Warn("container output still open after init exit")
 	}
+	// Attached clients get the last output, then EOF.
+	m.fan.closeAll(time.Second)
 	if m.logw != nil {
 		m.logw.Close()
 	}
-	if m.stdin != nil {
+	m.stdinMu.Lock()
+	if m.stdin != nil && !m.stdinClosed {
+		m.stdinClosed = true
 		m.stdin.Close()
 	}
+	m.stdinMu.Unlock()
 	e := Exit{Code: st.ExitCode(), ExitedAt: st.ExitedAt}
 	if st.Signaled {
 		e.Signal = int(st.Signal)

@@ -119,7 +119,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	// threads by now, and a small pids.max would otherwise kill it (runc
 	// sets them at the same point).
 	if spec.Linux.Resources != nil {
-		if err := mgr.Set(withDeviceAccess(spec.Linux.Resources, spec.Linux.Devices)); err != nil {
+		if err := mgr.Set(withDefaultDeviceRules(spec.Linux.Resources, spec.Linux.Devices)); err != nil {
 			if console != nil {
 				console.Close()
 			}

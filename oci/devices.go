@@ -216,34 +216,3 @@ func cgroupHierarchies() ([]cgroupHier, error) {
 	}
 	return out, sc.Err()
 }
-
-// withDeviceAccess returns res with the device cgroup rules a container
-// needs on top of the spec's own: the default devices, the pty devices and
-// every device of linux.devices stay usable even when the spec denies all
-// (runc's spec and most generators start with a deny-all rule and rely on
-// the runtime for this). Without it a shell cannot open /dev/null.
-// res itself is not modified.
-func withDeviceAccess(res *specs.LinuxResources, devs []specs.LinuxDevice) *specs.LinuxResources {
-	if res == nil || len(res.Devices) == 0 {
-		return res
-	}
-	out := *res
-	out.Devices = append([]specs.LinuxDeviceCgroup{}, res.Devices...)
-	allow := func(typ string, major, minor *int64) {
-		out.Devices = append(out.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: major, Minor: minor, Access: "rwm"})
-	}
-	for _, d := range append(append([]specs.LinuxDevice{}, defaultDevices...), devs...) {
-		switch d.Type {
-		case "c", "u":
-			allow("c", i64(d.Major), i64(d.Minor))
-		case "b":
-			allow("b", i64(d.Major), i64(d.Minor))
-		}
-	}
-	allow("c", i64(5), i64(1)) // /dev/console
-	allow("c", i64(5), i64(2)) // /dev/ptmx
-	allow("c", i64(136), nil)  // /dev/pts/*
-	return &out
-}
-
-func i64(v int64) *int64 { return &v }

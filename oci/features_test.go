@@ -105,7 +105,7 @@ func TestPauseResumeAndHooks(t *testing.T) {
 	}
 	spec := baseSpec(root, "sleep", "100")
 	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{hook("createRuntime")},
-		Prestart: []specs.Hook{hook("prestart")}, //nolint:staticcheck // still written by older tools
+		Prestart:  []specs.Hook{hook("prestart")}, //nolint:staticcheck // still written by older tools
 		Poststart: []specs.Hook{hook("poststart")}, Poststop: []specs.Hook{hook("poststop")}}
 	spec.Linux.CgroupsPath = e.cg + "/pause"
 	c, err := e.rt.Create(ctx, "pause", spec, oci.IO{})

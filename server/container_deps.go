@@ -6,6 +6,8 @@ import (
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-server/cri-server/oci"
 )
 
 // The seams between the container RPCs and their peers. The lead satisfies
@@ -52,4 +54,7 @@ type imageService interface {
 type containerRuntime interface {
 	Delete(ctx context.Context, id string, force bool) error
 	Update(ctx context.Context, id string, r *specs.LinuxResources) error
+	// Exec starts p in the running container id; the daemon becomes its
+	// parent and must Wait for it.
+	Exec(ctx context.Context, id string, p *specs.Process, stdio oci.IO) (*oci.Process, error)
 }

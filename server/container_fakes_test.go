@@ -12,6 +12,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/oci"
 )
 
 // Hand-written fakes of the pod, image and executor seams.
@@ -89,6 +90,10 @@ func (f *fakeRuntime) Delete(ctx context.Context, id string, force bool) error {
 	f.deleted[id] = true
 	f.mu.Unlock()
 	return nil
+}
+
+func (f *fakeRuntime) Exec(ctx context.Context, id string, p *specs.Process, stdio oci.IO) (*oci.Process, error) {
+	return nil, errdefs.Unimplemented("fake runtime: no exec")
 }
 
 func (f *fakeRuntime) Update(ctx context.Context, id string, r *specs.LinuxResources) error {

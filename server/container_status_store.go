@@ -86,6 +86,11 @@ type container struct {
 	mu     sync.Mutex
 	rec    *containerRecord
 	exited chan struct{} // closed when the state becomes EXITED
+
+	// The spec's process, read once for exec (container_exec.go).
+	procOnce sync.Once
+	proc     *specs.Process
+	procErr  error
 }
 
 type containerStore struct {

@@ -26,6 +26,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/oci"
 	"github.com/cri-server/cri-server/sandbox"
 )
 
@@ -33,6 +34,10 @@ func TestMain(m *testing.M) {
 	// A shared PID namespace's init is this test binary re-executed.
 	if sandbox.IsPodInit(os.Args) {
 		sandbox.PodInitMain()
+	}
+	// The executor's container init (exec_helpers_test.go runs containers).
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		oci.InitMain()
 	}
 	// A container's monitor is this test binary too, with a plain-process
 	// stand-in for the executor (container_test.go's fakes).

@@ -113,6 +113,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.runtime = rt
+	s.streamer = containerStreamer{s}
 	s.pods.SetContainerStopper(containerStopper{s})
 	// pods, images and runtime are set before the containers are reloaded:
 	// reconcile and orphan cleanup use them.
