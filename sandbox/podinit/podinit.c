@@ -119,7 +119,9 @@ KEPT __attribute__((noreturn)) static void shed_and_reap(const char *maps_path)
 	unsigned long page = 4096; /* the smallest page: keeping more is harmless */
 	unsigned long keep_lo = (unsigned long)__start_criserver_podinit_text & ~(page - 1);
 	unsigned long keep_hi = ((unsigned long)__stop_criserver_podinit_text + page - 1) & ~(page - 1);
-	unsigned long sp = (unsigned long)buf;
+	/* The frame's top, not buf: the stack may have grown down over buf
+	 * during the read, after the kernel printed its bounds. */
+	unsigned long sp = (unsigned long)__builtin_frame_address(0);
 	const char *p = buf, *end = buf + n;
 	while (p < end) {
 		unsigned long lo = parse_hex(&p);
