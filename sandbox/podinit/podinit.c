@@ -30,8 +30,12 @@
 #endif
 
 /* Everything the init runs after shedding lives in this section; the
- * linker defines __start_/__stop_ around it. */
-#define KEPT __attribute__((section("criserver_podinit_text"), noinline, used, optimize("no-stack-protector", "no-tree-loop-distribute-patterns")))
+ * linker defines __start_/__stop_ around it. It must call nothing outside
+ * it: no libc, no stack protector (its canary lives in the TLS block, which
+ * is shed: hence -fno-stack-protector), no loop the compiler could turn
+ * into memset or memcpy. TestPodInitIsSmall and the PID tests of package
+ * sandbox catch a slip: the init would die at once. */
+#define KEPT __attribute__((section("criserver_podinit_text"), noinline, used))
 #define INLINE static inline __attribute__((always_inline))
 
 extern char __start_criserver_podinit_text[], __stop_criserver_podinit_text[];
