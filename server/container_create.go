@@ -84,9 +84,13 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 		return nil, err
 	}
 
+	pidns, err := s.pidNamespace(cfg, pod)
+	if err != nil {
+		return nil, err
+	}
 	in := spec.Input{
 		ID: id, Config: specCfg, Sandbox: sbCfg, SandboxID: pod.ID, Image: img.Config, ImageName: cfg.Image.Image,
-		Rootfs: rootfs, NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PIDNS: pod.PIDNS,
+		Rootfs: rootfs, NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PIDNS: pidns,
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
 		CgroupParent: pod.CgroupParent, DaemonOOMScoreAdj: s.oomScoreAdj, CapSysResource: s.capSysResource, Log: log,
 	}
