@@ -86,24 +86,32 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	}
 	defer parent.Close()
 	t0 := time.Now()
+	join, err := joinAtFork(mgr, cmd)
+	if err != nil {
+		r.closeChildFiles(cmd)
+		return nil, fmt.Errorf("create cgroup %s: %w", cgPath, err)
+	}
+	tCgroup := time.Since(t0)
 	err = startIn(plan.thread, cmd.Start)
-	closeChildFiles(cmd)
+	r.closeChildFiles(cmd)
+	join.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start init: %w", err)
 	}
 	pid := cmd.Process.Pid
-	tClone := time.Since(t0)
+	tClone := time.Since(t0) - tCgroup
 	undo = append(undo, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	defer stop()
 
-	if err := mgr.Apply(pid); err != nil {
-		return nil, fmt.Errorf("join cgroup %s: %w", cgPath, err)
+	t1 := time.Now()
+	if err := applyUnlessJoined(mgr, join, pid); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
 	}
 	if err := setOOMScoreAdj(pid, spec.Process.OOMScoreAdj); err != nil {
 		return nil, err
 	}
-	tCgroup := time.Since(t0) - tClone
+	tCgroup += time.Since(t1)
 	st := &containerState{
 		ID: id, Pid: pid, PidStart: pidStart(pid), Bundle: bundle, Rootfs: rootfs,
 		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations,
@@ -132,8 +140,9 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		}
 		return nil, err
 	}
-	// Phases: clone+exec of the init (namespaces), cgroup, then the init's
-	// setup (mounts, pivot_root, console) up to the barrier.
+	// Phases: clone+exec of the init (namespaces), cgroup (mkdir before the
+	// clone, a move after it when the child could not join by itself), then
+	// the init's setup (mounts, pivot_root, console) up to the barrier.
 	r.log.Info("container created", "container", id, "pid", pid, "clone", tClone, "cgroup", tCgroup,
 		"setup", time.Since(t0)-tClone-tCgroup, "took", time.Since(t0))
 	return &Container{ID: id, Pid: pid, Console: console, cmd: cmd}, nil
@@ -207,7 +216,6 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 	}
 	parent, child := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")
 	cmd := &exec.Cmd{
-		Path:       r.exePath,
 		Args:       []string{"cri-server", "init"},
 		Env:        []string{},
 		Stdin:      stdio.Stdin,
@@ -228,6 +236,11 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 		}
 		cmd.ExtraFiles = append(cmd.ExtraFiles, sd)
 	}
+	// The sealed binary reaches the child at a position of ours: a number
+	// of the parent's could be overwritten by the ExtraFiles dup2s before
+	// the exec. InitMain marks it close-on-exec with the rest.
+	cmd.Path = "/proc/self/fd/" + strconv.Itoa(3+len(cmd.ExtraFiles))
+	cmd.ExtraFiles = append(cmd.ExtraFiles, r.exe)
 	if gd := os.Getenv("GODEBUG"); gd != "" {
 		cmd.Env = append(cmd.Env, "GODEBUG="+gd)
 	}
@@ -246,9 +259,13 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 	return cmd, parent, nil
 }
 
-func closeChildFiles(cmd *exec.Cmd) {
+// closeChildFiles closes our copies of what only the child needs: all the
+// ExtraFiles but the sealed binary, which serves every container.
+func (r *Runtime) closeChildFiles(cmd *exec.Cmd) {
 	for _, f := range cmd.ExtraFiles {
-		f.Close()
+		if f != r.exe {
+			f.Close()
+		}
 	}
 }
 

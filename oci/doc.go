@@ -14,5 +14,10 @@
 // namespaces are joined per thread in the parent (lock the OS thread, setns,
 // fork from it). Mount and user namespaces are joined by the C constructor in
 // oci/nsenter, which runs before the Go runtime starts and only when
-// _CRISERVER_NSENTER is set, so a normal start pays nothing for it.
+// _CRISERVER_NSENTER is set, so a normal start pays nothing for it. The same
+// constructor joins the cgroup v1 hierarchies while the init has a single
+// thread (oci/cgroups.ForkJoin); this package imports oci/nsenter so that
+// every binary able to run InitMain has it.
 package oci
+
+import _ "github.com/cri-server/cri-server/oci/nsenter" // the init's C constructor

@@ -61,8 +61,14 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	}
 	defer parent.Close()
 	cmd.SysProcAttr.Cloneflags = 0
+	join, err := joinAtFork(mgr, cmd)
+	if err != nil {
+		r.closeChildFiles(cmd)
+		return nil, fmt.Errorf("open cgroup of %s: %w", id, err)
+	}
 	err = startIn(plan.thread, cmd.Start)
-	closeChildFiles(cmd)
+	r.closeChildFiles(cmd)
+	join.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start exec: %w", err)
 	}
@@ -75,8 +81,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	}()
 	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	defer stop()
-	if err := mgr.Apply(cmd.Process.Pid); err != nil {
-		return nil, fmt.Errorf("join cgroup: %w", err)
+	if err := applyUnlessJoined(mgr, join, cmd.Process.Pid); err != nil {
+		return nil, err
 	}
 	if err := setOOMScoreAdj(cmd.Process.Pid, p.OOMScoreAdj); err != nil {
 		return nil, err
