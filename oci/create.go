@@ -28,6 +28,7 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, io IO
 // CreateBundle is Create recording the bundle directory (reported by State;
 // a relative root.path is resolved against it).
 func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *specs.Spec, stdio IO) (c *Container, retErr error) {
+	ph := phases{t0: time.Now()}
 	if err := validID(id); err != nil {
 		return nil, err
 	}
@@ -79,39 +80,21 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		return nil, fmt.Errorf("create cgroup manager: %w", err)
 	}
 	undo = append(undo, func() { _ = mgr.Destroy() })
+	ph.mark(&ph.prep)
 
 	cmd, parent, err := r.initCmd(dir, plan, spec.Linux, stdio)
 	if err != nil {
 		return nil, err
 	}
 	defer parent.Close()
-	t0 := time.Now()
-	join, err := joinAtFork(mgr, cmd)
-	if err != nil {
-		r.closeChildFiles(cmd)
-		return nil, fmt.Errorf("create cgroup %s: %w", cgPath, err)
-	}
-	tCgroup := time.Since(t0)
-	err = startIn(plan.thread, cmd.Start)
-	r.closeChildFiles(cmd)
-	join.Close()
-	if err != nil {
-		return nil, fmt.Errorf("start init: %w", err)
+	if err := r.startInit(cmd, plan, mgr, spec.Process, &ph); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
 	}
 	pid := cmd.Process.Pid
-	tClone := time.Since(t0) - tCgroup
 	undo = append(undo, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	defer stop()
 
-	t1 := time.Now()
-	if err := applyUnlessJoined(mgr, join, pid); err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
-	}
-	if err := setOOMScoreAdj(pid, spec.Process.OOMScoreAdj); err != nil {
-		return nil, err
-	}
-	tCgroup += time.Since(t1)
 	st := &containerState{
 		ID: id, Pid: pid, PidStart: pidStart(pid), Bundle: bundle, Rootfs: rootfs,
 		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations,
@@ -119,10 +102,11 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
 		Seccomp: bpf, SeccompFlags: bpfFlags, CgroupPaths: mgr.Paths()}
-	console, err := r.driveInit(ctx, conn, cfg, st)
+	console, it, err := r.driveInit(ctx, conn, cfg, st)
 	if err != nil {
 		return nil, err
 	}
+	ph.init(it)
 	// Limits go on once the init is set up: its Go runtime has made its
 	// threads by now, and a small pids.max would otherwise kill it (runc
 	// sets them at the same point).
@@ -134,77 +118,117 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 			return nil, fmt.Errorf("set resources: %w", err)
 		}
 	}
+	ph.mark(&ph.limits)
 	if err := r.save(st); err != nil {
 		if console != nil {
 			console.Close()
 		}
 		return nil, err
 	}
-	// Phases: clone+exec of the init (namespaces), cgroup (mkdir before the
-	// clone, a move after it when the child could not join by itself), then
-	// the init's setup (mounts, pivot_root, console) up to the barrier.
-	r.log.Info("container created", "container", id, "pid", pid, "clone", tClone, "cgroup", tCgroup,
-		"setup", time.Since(t0)-tClone-tCgroup, "took", time.Since(t0))
+	ph.mark(&ph.save)
+	r.log.Info("container created", append([]any{"container", id, "pid", pid}, ph.attrs()...)...)
 	return &Container{ID: id, Pid: pid, Console: console, cmd: cmd}, nil
 }
 
-// driveInit sends the config and serves the init until it is ready.
-func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) (console *os.File, err error) {
+// startInit starts the init inside mgr's cgroup (see joinAtFork) with its
+// oom_score_adj. On error no child is left running.
+func (r *Runtime) startInit(cmd *exec.Cmd, plan *nsPlan, mgr CgroupManager, p *specs.Process, ph *phases) error {
+	join, err := joinAtFork(mgr, cmd)
+	if err != nil {
+		r.closeChildFiles(cmd)
+		return fmt.Errorf("create: %w", err)
+	}
+	ph.mark(&ph.cgroup)
+	err = startIn(plan.thread, cmd.Start)
+	r.closeChildFiles(cmd)
+	join.Close()
+	if err != nil {
+		return fmt.Errorf("start init: %w", err)
+	}
+	ph.mark(&ph.clone)
+	err = applyUnlessJoined(mgr, join, cmd.Process.Pid)
+	if err == nil {
+		err = setOOMScoreAdj(cmd.Process.Pid, p.OOMScoreAdj)
+	}
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return err
+	}
+	ph.mark(&ph.cgroup)
+	return nil
+}
+
+// driveInit sends the config and serves the init until it is ready; it
+// returns the pty master (process.terminal) and the init's milestones.
+func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) (console *os.File, times *initTimes, err error) {
 	defer func() {
 		if err != nil && console != nil {
 			console.Close()
 			console = nil
 		}
 	}()
-	if err := conn.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
-		return nil, err
-	}
+	// An init that failed before reading (the nsenter constructor) has
+	// closed its end: its error frame, if any, is still ours to read.
+	sendErr := conn.send(&syncMsg{Type: msgConfig, Config: cfg})
 	for {
 		m, err := conn.recv()
 		if err != nil {
 			if cerr := ctxErr(ctx); cerr != nil {
-				return console, cerr
+				return console, nil, cerr
+			}
+			if sendErr != nil {
+				return console, nil, sendErr
 			}
 			if err == io.EOF || errors.Is(err, unix.ECONNRESET) {
-				return console, errors.New("container init exited during setup")
+				return console, nil, errors.New("container init exited during setup")
 			}
-			return console, fmt.Errorf("read from init: %w", err)
+			return console, nil, fmt.Errorf("read from init: %w", err)
 		}
 		switch m.Type {
 		case msgError:
 			if m.Error == nil {
-				return console, errors.New("init failed")
+				return console, nil, errors.New("init failed")
 			}
-			return console, m.Error.toError()
+			return console, nil, m.Error.toError()
 		case msgConsole:
 			if console, err = conn.recvFd(); err != nil {
-				return console, err
+				return console, nil, err
 			}
 		case msgHooks:
-			s := r.ociState(st)
-			s.Status = specs.StateCreating
-			if h := cfg.Spec.Hooks; h != nil {
-				// prestart is deprecated but still written by older tools;
-				// it runs where createRuntime does, just before it (runc).
-				if err := runHooks(ctx, "prestart", h.Prestart, s); err != nil { //nolint:staticcheck
-					return console, err
-				}
-				if err := runHooks(ctx, "createRuntime", h.CreateRuntime, s); err != nil {
-					return console, err
-				}
-				if err := runHooks(ctx, "createContainer", h.CreateContainer, s); err != nil {
-					return console, err
-				}
-			}
-			if err := conn.send(&syncMsg{Type: msgHooksDone}); err != nil {
-				return console, err
+			if err := r.createHooks(ctx, conn, cfg, st); err != nil {
+				return console, nil, err
 			}
 		case msgReady:
-			return console, nil
+			if sendErr != nil {
+				return console, nil, sendErr
+			}
+			return console, m.Times, nil
 		default:
-			return console, fmt.Errorf("unexpected %s message from init", m.Type)
+			return console, nil, fmt.Errorf("unexpected %s message from init", m.Type)
 		}
 	}
+}
+
+// createHooks runs the hooks due once the mounts are done, then releases
+// the init.
+func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) error {
+	s := r.ociState(st)
+	s.Status = specs.StateCreating
+	if h := cfg.Spec.Hooks; h != nil {
+		// prestart is deprecated but still written by older tools; it
+		// runs where createRuntime does, just before it (runc).
+		if err := runHooks(ctx, "prestart", h.Prestart, s); err != nil { //nolint:staticcheck
+			return err
+		}
+		if err := runHooks(ctx, "createRuntime", h.CreateRuntime, s); err != nil {
+			return err
+		}
+		if err := runHooks(ctx, "createContainer", h.CreateContainer, s); err != nil {
+			return err
+		}
+	}
+	return conn.send(&syncMsg{Type: msgHooksDone})
 }
 
 // initCmd prepares the re-exec of the init. Only stdio, the sync socket and the

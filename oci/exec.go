@@ -90,7 +90,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{Exec: true, ID: id, Spec: st.Spec, Process: p, Seccomp: bpf, SeccompFlags: bpfFlags}
 	t0 := time.Now()
-	console, err := r.driveInit(ctx, conn, cfg, st)
+	console, _, err := r.driveInit(ctx, conn, cfg, st)
 	if err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -20,6 +21,7 @@ import (
 // InitMain is the container init: the binary re-executed with the argument
 // "init". It never returns.
 func InitMain() {
+	times.Main = time.Now().UnixNano()
 	// Capabilities, no_new_privs and seccomp are per thread: everything
 	// happens on this one, which is also the one that execs.
 	runtime.LockOSThread()
@@ -37,6 +39,9 @@ func InitMain() {
 	os.Exit(127)
 }
 
+// times is filled as the init goes and sent with msgReady.
+var times initTimes
+
 func runInit(conn syncConn) error {
 	m, err := conn.recv()
 	if err != nil {
@@ -46,6 +51,7 @@ func runInit(conn syncConn) error {
 		return fmt.Errorf("first message is %s, not config", m.Type)
 	}
 	cfg := m.Config
+	times.Config = time.Now().UnixNano()
 	if cfg.Exec {
 		return execInit(conn, cfg)
 	}
@@ -95,6 +101,7 @@ func runInit(conn syncConn) error {
 			return err
 		}
 	}
+	times.Rootfs = time.Now().UnixNano()
 	p := cfg.Process
 	if err := setPersonality(spec.Linux.Personality); err != nil {
 		return err
@@ -106,7 +113,7 @@ func runInit(conn syncConn) error {
 	if err != nil {
 		return err
 	}
-	if err := conn.send(&syncMsg{Type: msgReady}); err != nil {
+	if err := conn.send(&syncMsg{Type: msgReady, Times: &times}); err != nil {
 		return err
 	}
 	unix.Close(initSyncFd)

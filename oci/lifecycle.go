@@ -17,6 +17,7 @@ import (
 // Start releases a created container's init to exec the user's process. It
 // may be called from any process.
 func (r *Runtime) Start(ctx context.Context, id string) error {
+	t0 := time.Now()
 	unlock, err := r.lock(id)
 	if err != nil {
 		return err
@@ -67,7 +68,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 			r.log.Warn("poststart hook failed", "container", id, "err", err)
 		}
 	}
-	r.log.Info("container started", "container", id, "pid", st.Pid)
+	r.log.Info("container started", "container", id, "pid", st.Pid, "took", time.Since(t0).Round(time.Microsecond).String())
 	return nil
 }
 
@@ -125,6 +126,7 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig unix.Signal, all bool
 // Delete removes a stopped (or created) container; force kills a running one
 // first. Deleting an unknown id with force succeeds.
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+	t0 := time.Now()
 	unlock, err := r.lock(id)
 	if err != nil {
 		if force && errors.Is(err, errdefs.ErrNotFound) {
@@ -172,7 +174,7 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	if err := os.RemoveAll(r.dir(id)); err != nil {
 		return fmt.Errorf("remove state of %s: %w", id, err)
 	}
-	r.log.Info("container deleted", "container", id)
+	r.log.Info("container deleted", "container", id, "took", time.Since(t0).Round(time.Microsecond).String())
 	return nil
 }
 

@@ -35,6 +35,15 @@ type syncMsg struct {
 	Type   msgType     `json:"type"`
 	Config *initConfig `json:"config,omitempty"`
 	Error  *initError  `json:"error,omitempty"`
+	Times  *initTimes  `json:"times,omitempty"` // with msgReady
+}
+
+// initTimes are the init's milestones (Unix ns, the parent's clock too), so
+// the parent can log where a create's time goes.
+type initTimes struct {
+	Main   int64 `json:"main"`   // InitMain entered: exec, dynamic linking, Go runtime and package init done
+	Config int64 `json:"config"` // config received and decoded
+	Rootfs int64 `json:"rootfs"` // mounts, pivot_root, masked and read-only paths done
 }
 
 // initConfig is everything the init needs; the spec travels whole so the init
