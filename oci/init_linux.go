@@ -253,13 +253,16 @@ func finalize(p *specs.Process, cfg *initConfig, path string, env []string) erro
 	for i, g := range p.User.AdditionalGids {
 		gids[i] = int(g)
 	}
-	if err := syscall.Setgroups(gids); err != nil {
+	// This thread's credentials only, as runc does: it is the one that
+	// execs, and execve ends the others. Go's syscall.Setres[ug]id would
+	// signal every thread of the runtime to change theirs too.
+	if err := unix.Setgroups(gids); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}
-	if err := syscall.Setresgid(int(p.User.GID), int(p.User.GID), int(p.User.GID)); err != nil {
+	if err := threadSetres(unix.SYS_SETRESGID, p.User.GID); err != nil {
 		return fmt.Errorf("setgid %d: %w", p.User.GID, err)
 	}
-	if err := syscall.Setresuid(int(p.User.UID), int(p.User.UID), int(p.User.UID)); err != nil {
+	if err := threadSetres(unix.SYS_SETRESUID, p.User.UID); err != nil {
 		return fmt.Errorf("setuid %d: %w", p.User.UID, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
@@ -325,4 +328,13 @@ func setupConsole(conn syncConn, size *specs.Box) error {
 		return err
 	}
 	return conn.sendFd(master)
+}
+
+// threadSetres sets the real, effective and saved uid (SYS_SETRESUID) or gid
+// (SYS_SETRESGID) of the calling thread alone.
+func threadSetres(trap uintptr, id uint32) error {
+	if _, _, errno := unix.RawSyscall(trap, uintptr(id), uintptr(id), uintptr(id)); errno != 0 {
+		return errno
+	}
+	return nil
 }

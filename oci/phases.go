@@ -40,7 +40,8 @@ func (p *phases) init(t *initTimes) {
 		return
 	}
 	main, cfg, rootfs := time.Unix(0, t.Main), time.Unix(0, t.Config), time.Unix(0, t.Rootfs)
-	p.goStart += main.Sub(p.last)
+	// The init may reach main before we got back from the clone.
+	p.goStart += max(0, main.Sub(p.last))
 	p.config += cfg.Sub(main)
 	p.rootfs += rootfs.Sub(cfg)
 	p.process += now.Sub(rootfs)

@@ -51,7 +51,8 @@ type initTimes struct {
 type initConfig struct {
 	Exec         bool              `json:"exec,omitempty"` // join a running container instead of creating one
 	ID           string            `json:"id"`
-	Spec         *specs.Spec       `json:"spec"`
+	Spec         *specs.Spec       `json:"-"`    // travels as Wire (see initSpec)
+	Wire         *initSpec         `json:"spec"` // set by send, read by recv
 	Process      *specs.Process    `json:"process"`
 	Rootfs       string            `json:"rootfs"`
 	Seccomp      []byte            `json:"seccomp,omitempty"` // BPF program compiled by the parent
@@ -62,6 +63,9 @@ type initConfig struct {
 type syncConn struct{ fd int }
 
 func (c syncConn) send(m *syncMsg) error {
+	if m.Config != nil && m.Config.Spec != nil {
+		m.Config.Wire = toInitSpec(m.Config.Spec)
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode %s message: %w", m.Type, err)
@@ -115,6 +119,9 @@ func (c syncConn) recv() (*syncMsg, error) {
 	m := &syncMsg{}
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("decode sync message: %w", err)
+	}
+	if m.Config != nil {
+		m.Config.Spec = m.Config.Wire.spec()
 	}
 	return m, nil
 }
