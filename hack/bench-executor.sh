@@ -67,13 +67,50 @@ fi
 if [[ -x /usr/bin/time ]]; then
   /usr/bin/time -f "peak RSS of 'oci run': %M KiB" "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-rss-$$ </dev/null
 fi
-# Phase timings from the executor's log (create = namespaces+mounts+cgroup up to the barrier).
-for i in 1 2 3 4 5; do
+# Phase medians from the executor's log (oci/phases.go): create = prep, cgroup
+# (mkdir before the clone), clone (namespaces, up to the init's execve),
+# gostart (the init's dynamic linking, C constructor, Go runtime and package
+# init), config (its decoding), rootfs (mounts, pivot_root, masked/read-only
+# paths), process, limits, save; then start, the wait for /bin/true and delete.
+P=$(( N < 50 ? N : 50 ))
+for i in $(seq 1 "$P"); do
   "$WORK/cri-server" oci --root "$WORK/state" --log "$WORK/log" run -b "$B" bench-log-$$-$i </dev/null >/dev/null 2>&1 || true
 done
-echo "create phases (clone+exec of the init with its namespaces / cgroup / mounts+pivot until the barrier):"
-grep 'msg="container created"' "$WORK/log" | grep -o 'clone=.*' | sed 's/^/  /' || true
-# Go start-up of the re-exec'd init: the sum of package init() clocks.
+echo "executor phases, median of $P runs:"
+# The median of every duration attribute of the lifecycle log lines, in ms.
+awk '
+function ms(v) {
+  if (v ~ /ms$/) return substr(v, 1, length(v)-2) + 0
+  if (v ~ /µs$/) return (substr(v, 1, length(v)-3) + 0) / 1000
+  if (v ~ /us$/) return (substr(v, 1, length(v)-2) + 0) / 1000
+  if (v ~ /ns$/) return (substr(v, 1, length(v)-2) + 0) / 1e6
+  if (v ~ /s$/)  return (substr(v, 1, length(v)-1) + 0) * 1000
+  return -1
+}
+/msg="container (created|started|exited|deleted)"/ {
+  match($0, /msg="container [a-z]+"/); ev = substr($0, RSTART+15, RLENGTH-16)
+  for (i = 1; i <= NF; i++) {
+    split($i, kv, "=")
+    if (kv[1] ~ /^(time|level|msg|container|pid|code)$/ || kv[2] == "") continue
+    v = ms(kv[2]); if (v < 0) continue
+    key = ev "." kv[1]
+    if (!(key in n)) order[++nk] = key
+    vals[key, ++n[key]] = v
+  }
+}
+END {
+  for (k = 1; k <= nk; k++) {
+    key = order[k]; m = n[key]
+    for (i = 1; i <= m; i++) a[i] = vals[key, i]
+    # insertion sort: a few hundred values at most
+    for (i = 2; i <= m; i++) { x = a[i]; j = i - 1; while (j > 0 && a[j] > x) { a[j+1] = a[j]; j-- } a[j+1] = x }
+    printf "  %-18s %7.3f ms\n", key, a[int((m+1)/2)]
+  }
+}
+' "$WORK/log"
+# Go start-up of the two processes of a run: the command line, then the
+# re-exec'd init (its lines follow the second "init runtime").
 GODEBUG=inittrace=1 "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-init-$$ </dev/null 2>"$WORK/inittrace" >/dev/null || true
-awk '/^init /{n++; ms+=$5} END {printf "re-exec Go package init: %d packages, %.3f ms total (two processes: command line + init)\n", n, ms}' "$WORK/inittrace"
+awk '/^init runtime /{p++} /^init /{n[p]++; ms[p]+=$5}
+  END {printf "Go package init: command line %d packages %.3f ms; re-exec'"'"'d init %d packages %.3f ms\n", n[1], ms[1], n[2], ms[2]}' "$WORK/inittrace"
 sort -k5 -n -r "$WORK/inittrace" | grep '^init ' | head -5 | sed 's/^/  heaviest: /'

@@ -102,6 +102,12 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
 		Seccomp: bpf, SeccompFlags: bpfFlags, CgroupPaths: mgr.Paths()}
+	if plan.cloneFlags&unix.CLONE_NEWNS != 0 && hasCgroupMount(spec) {
+		// Read while the init starts up; cached by a long-lived parent.
+		if cfg.CgroupMounts, err = hostCgroupHierarchies(); err != nil {
+			return nil, fmt.Errorf("list cgroup hierarchies: %w", err)
+		}
+	}
 	console, it, err := r.driveInit(ctx, conn, cfg, st)
 	if err != nil {
 		return nil, err
@@ -137,6 +143,12 @@ func (r *Runtime) startInit(cmd *exec.Cmd, plan *nsPlan, mgr CgroupManager, p *s
 	if err != nil {
 		r.closeChildFiles(cmd)
 		return fmt.Errorf("create: %w", err)
+	}
+	if join != nil && cmd.SysProcAttr.Cloneflags&unix.CLONE_NEWCGROUP != 0 {
+		// The child enters its cgroup only once running: its new cgroup
+		// namespace must come after, to be rooted there (runc's order).
+		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWCGROUP
+		cmd.Env = append(cmd.Env, newCgroupNSEnv+"=1")
 	}
 	ph.mark(&ph.cgroup)
 	err = startIn(plan.thread, cmd.Start)

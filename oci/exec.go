@@ -16,10 +16,11 @@ import (
 // Exec starts p inside a running container: all its namespaces, its cgroup,
 // and the container's seccomp profile. The caller is the process's parent.
 //
-// Net, UTS, IPC, PID, cgroup and time namespaces are joined by the parent on a
-// locked thread before the fork; user and mount namespaces by the oci/nsenter
-// constructor in the child before the Go runtime starts (the kernel refuses
-// them to a multithreaded process). The binary must link oci/nsenter.
+// Net, UTS, IPC, PID and time namespaces are joined by the parent on a
+// locked thread before the fork; user, cgroup and mount namespaces by the
+// oci/nsenter constructor in the child before the Go runtime starts (the
+// kernel refuses the first and last to a multithreaded process; see nsPlan
+// for cgroup).
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio IO) (*Process, error) {
 	if p == nil || len(p.Args) == 0 {
 		return nil, errdefs.InvalidArgument("process.args: empty")
@@ -37,12 +38,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	plan := &nsPlan{}
 	self := strconv.Itoa(st.Pid)
 	for _, ns := range st.Spec.Linux.Namespaces {
-		j := nsJoin{ns.Type, "/proc/" + self + "/ns/" + procNsName[ns.Type]}
-		if ns.Type == specs.UserNamespace || ns.Type == specs.MountNamespace {
-			plan.nsenter = append(plan.nsenter, j)
-		} else {
-			plan.thread = append(plan.thread, j)
-		}
+		plan.add(nsJoin{ns.Type, "/proc/" + self + "/ns/" + procNsName[ns.Type]})
 	}
 	var bpf []byte
 	var bpfFlags uint

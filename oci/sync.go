@@ -58,6 +58,9 @@ type initConfig struct {
 	Seccomp      []byte            `json:"seccomp,omitempty"` // BPF program compiled by the parent
 	SeccompFlags uint              `json:"seccompFlags,omitempty"`
 	CgroupPaths  map[string]string `json:"cgroupPaths,omitempty"`
+	// CgroupMounts are the host's hierarchies when the init's mount
+	// namespace is a copy of ours; nil makes the init read mountinfo.
+	CgroupMounts []cgroupHier `json:"cgroupMounts,omitempty"`
 }
 
 type syncConn struct{ fd int }

@@ -55,10 +55,33 @@ static void join_cgroups(void)
 	unsetenv("_CRISERVER_CGROUP_FDS");
 }
 
-/* _CRISERVER_NSENTER="user:/proc/1/ns/user,mnt:/proc/1/ns/mnt" */
+static void join_namespaces(void);
+
+/* _CRISERVER_NEWCGROUPNS=1: a new cgroup namespace, made here rather than by
+ * clone so that it is rooted at the container's cgroup, which
+ * join_cgroups() has just entered (as runc does). */
+static void new_cgroupns(void)
+{
+	const char *v = getenv("_CRISERVER_NEWCGROUPNS");
+	if (v == NULL || *v == '\0')
+		return;
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		fail("unshare", "cgroup namespace", errno);
+	unsetenv("_CRISERVER_NEWCGROUPNS");
+}
+
 void criserver_nsenter(void)
 {
 	join_cgroups();
+	join_namespaces();
+	new_cgroupns();
+}
+
+/* _CRISERVER_NSENTER="user:/proc/1/ns/user,cgroup:/proc/1/ns/cgroup,mnt:/proc/1/ns/mnt",
+ * in that order: paths under /proc must be opened before the mount
+ * namespace changes. */
+static void join_namespaces(void)
+{
 	const char *v = getenv("_CRISERVER_NSENTER");
 	if (v == NULL || *v == '\0')
 		return;
@@ -76,6 +99,8 @@ void criserver_nsenter(void)
 			type = CLONE_NEWUSER;
 		else if (strcmp(tok, "mnt") == 0)
 			type = CLONE_NEWNS;
+		else if (strcmp(tok, "cgroup") == 0)
+			type = CLONE_NEWCGROUP;
 		else
 			fail("parse", tok, EINVAL);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
