@@ -1,16 +1,16 @@
 package oci
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/oci/cgroups"
 )
 
 // mountCgroups mounts the cgroup hierarchies at target. With a cgroup
@@ -120,51 +120,21 @@ type cgroupHier struct {
 	Opts   string `json:"opts,omitempty"` // super options without rw/ro
 }
 
-var (
-	hiersOnce sync.Once
-	hiersVal  []cgroupHier
-	hiersErr  error
-)
-
-// hostCgroupHierarchies is cgroupHierarchies read once per process: the
-// parent sends it with the config, so the init does not parse mountinfo
-// (cgroup hierarchies are not remounted under a running daemon).
-func hostCgroupHierarchies() ([]cgroupHier, error) {
-	hiersOnce.Do(func() { hiersVal, hiersErr = cgroupHierarchies() })
-	return hiersVal, hiersErr
-}
-
+// cgroupHierarchies lists the hierarchies under /sys/fs/cgroup from the
+// cgroup layout, which is read once per process: a long-lived parent sends
+// it with every config, so the init does not parse mountinfo.
 func cgroupHierarchies() ([]cgroupHier, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	l, err := cgroups.DetectLayout()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	out := []cgroupHier{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		i := 0
-		for i < len(fields) && fields[i] != "-" {
-			i++
-		}
-		if i+3 >= len(fields) || !strings.HasPrefix(fields[4], "/sys/fs/cgroup/") {
-			continue
-		}
-		switch fields[i+1] {
-		case "cgroup":
-			var keep []string
-			for _, o := range strings.Split(fields[i+3], ",") {
-				if o != "rw" && o != "ro" {
-					keep = append(keep, o)
-				}
-			}
-			out = append(out, cgroupHier{filepath.Base(fields[4]), "cgroup", strings.Join(keep, ",")})
-		case "cgroup2":
-			out = append(out, cgroupHier{filepath.Base(fields[4]), "cgroup2", ""})
+	for _, h := range l.Hierarchies {
+		if strings.HasPrefix(h.Mountpoint, "/sys/fs/cgroup/") {
+			out = append(out, cgroupHier{filepath.Base(h.Mountpoint), h.FSType, h.Options})
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 func hasCgroupMount(s *specs.Spec) bool {

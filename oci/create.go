@@ -104,7 +104,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		Seccomp: bpf, SeccompFlags: bpfFlags, CgroupPaths: mgr.Paths()}
 	if plan.cloneFlags&unix.CLONE_NEWNS != 0 && hasCgroupMount(spec) {
 		// Read while the init starts up; cached by a long-lived parent.
-		if cfg.CgroupMounts, err = hostCgroupHierarchies(); err != nil {
+		if cfg.CgroupMounts, err = cgroupHierarchies(); err != nil {
 			return nil, fmt.Errorf("list cgroup hierarchies: %w", err)
 		}
 	}
