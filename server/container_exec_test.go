@@ -164,3 +164,15 @@ func TestExecSyncHasContainerRestrictions(t *testing.T) {
 		t.Errorf("mkdir under the seccomp profile: err %v, %+v", err, r)
 	}
 }
+
+// BenchmarkExecSync is an exec probe: `true` in a running container.
+func BenchmarkExecSync(b *testing.B) {
+	e := newRealEnv(b)
+	id := e.run(nil, "sleep", "1000")
+	req := &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}, Timeout: 10}
+	for b.Loop() {
+		if r, err := e.s.ExecSync(context.Background(), req); err != nil || r.ExitCode != 0 {
+			b.Fatal(err, r)
+		}
+	}
+}
