@@ -2,10 +2,13 @@ package imagesvc
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/cri-server/cri-server/errdefs"
 )
 
 // Usage is the bytes and inodes a filesystem area uses.
@@ -59,4 +62,34 @@ func (s *Service) ContainerFsUsage() Usage {
 		return nil
 	})
 	return u
+}
+
+// WritableLayerUsage walks one container's upper dir: what the container
+// wrote. Mountpoint is the containers' area, as ContainerFsUsage reports
+// it, so the kubelet matches it with ImageFsInfo's container filesystem.
+func (s *Service) WritableLayerUsage(containerID string) (Usage, error) {
+	if containerID == "" || containerID != filepath.Base(containerID) || containerID[0] == '.' {
+		return Usage{}, errdefs.InvalidArgument("container id %q is not valid", containerID)
+	}
+	u := Usage{Mountpoint: filepath.Join(s.opts.Root, "containers")}
+	upper := filepath.Join(s.containerDir(containerID), "upper")
+	if _, err := os.Lstat(upper); err != nil {
+		if os.IsNotExist(err) {
+			return u, errdefs.NotFound("writable layer of %s", containerID)
+		}
+		return u, fmt.Errorf("stat writable layer of %s: %w", containerID, err)
+	}
+	filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == upper {
+			return nil
+		}
+		u.Inodes++
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				u.Bytes += uint64(fi.Size())
+			}
+		}
+		return nil
+	})
+	return u, nil
 }

@@ -119,7 +119,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	// threads by now, and a small pids.max would otherwise kill it (runc
 	// sets them at the same point).
 	if spec.Linux.Resources != nil {
-		if err := mgr.Set(withDefaultDeviceRules(spec.Linux.Resources)); err != nil {
+		if err := mgr.Set(withDefaultDeviceRules(spec.Linux.Resources, spec.Linux.Devices)); err != nil {
 			if console != nil {
 				console.Close()
 			}
@@ -175,6 +175,11 @@ func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig,
 			s := r.ociState(st)
 			s.Status = specs.StateCreating
 			if h := cfg.Spec.Hooks; h != nil {
+				// prestart is deprecated but still written by older tools;
+				// it runs where createRuntime does, just before it (runc).
+				if err := runHooks(ctx, "prestart", h.Prestart, s); err != nil { //nolint:staticcheck
+					return console, err
+				}
 				if err := runHooks(ctx, "createRuntime", h.CreateRuntime, s); err != nil {
 					return console, err
 				}

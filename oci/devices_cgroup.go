@@ -24,14 +24,25 @@ var defaultDeviceRules = []specs.LinuxDeviceCgroup{
 }
 
 // withDefaultDeviceRules returns r with the default rules after the spec's
-// (last rule wins, so they cannot be denied by the spec, as in runc). A spec
-// without device rules is left alone: it asked for no device cgroup.
-func withDefaultDeviceRules(r *specs.LinuxResources) *specs.LinuxResources {
+// (last rule wins, so they cannot be denied by the spec, as in runc), and
+// the nodes of linux.devices allowed too: the spec asked for them to exist
+// (runc does the same). A spec without device rules is left alone: it asked
+// for no device cgroup. r itself is not modified.
+func withDefaultDeviceRules(r *specs.LinuxResources, devs []specs.LinuxDevice) *specs.LinuxResources {
 	if r == nil || len(r.Devices) == 0 {
 		return r
 	}
 	c := *r
-	c.Devices = append(append(make([]specs.LinuxDeviceCgroup, 0, len(r.Devices)+len(defaultDeviceRules)),
+	c.Devices = append(append(make([]specs.LinuxDeviceCgroup, 0, len(r.Devices)+len(defaultDeviceRules)+len(devs)),
 		r.Devices...), defaultDeviceRules...)
+	for _, d := range devs {
+		typ := d.Type
+		if typ == "u" {
+			typ = "c"
+		}
+		if typ == "c" || typ == "b" {
+			c.Devices = append(c.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
+		}
+	}
 	return &c
 }

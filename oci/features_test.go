@@ -105,6 +105,7 @@ func TestPauseResumeAndHooks(t *testing.T) {
 	}
 	spec := baseSpec(root, "sleep", "100")
 	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{hook("createRuntime")},
+		Prestart:  []specs.Hook{hook("prestart")}, //nolint:staticcheck // still written by older tools
 		Poststart: []specs.Hook{hook("poststart")}, Poststop: []specs.Hook{hook("poststop")}}
 	spec.Linux.CgroupsPath = e.cg + "/pause"
 	c, err := e.rt.Create(ctx, "pause", spec, oci.IO{})
@@ -133,7 +134,7 @@ func TestPauseResumeAndHooks(t *testing.T) {
 		t.Fatalf("exit %+v after forced delete", ws)
 	}
 	b, _ := os.ReadFile(marks)
-	if got := strings.Fields(string(b)); strings.Join(got, ",") != "createRuntime,poststart,poststop" {
+	if got := strings.Fields(string(b)); strings.Join(got, ",") != "prestart,createRuntime,poststart,poststop" {
 		t.Fatalf("hooks ran %v", got)
 	}
 }

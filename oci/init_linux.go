@@ -51,9 +51,15 @@ func runInit(conn syncConn) error {
 	}
 	spec := cfg.Spec
 	newNS := map[specs.LinuxNamespaceType]bool{}
+	// A mount namespace joined by path gets the rootfs set up in it all the
+	// same, as runc does: the container still needs its own root.
+	ownRoot := false
 	for _, ns := range spec.Linux.Namespaces {
 		if ns.Path == "" {
 			newNS[ns.Type] = true
+		}
+		if ns.Type == specs.MountNamespace {
+			ownRoot = true
 		}
 	}
 	if newNS[specs.UTSNamespace] {
@@ -68,7 +74,7 @@ func runInit(conn syncConn) error {
 			}
 		}
 	}
-	if newNS[specs.MountNamespace] {
+	if ownRoot {
 		if err := setupRootfs(cfg, newNS, conn); err != nil {
 			return err
 		}
@@ -84,7 +90,7 @@ func runInit(conn syncConn) error {
 			return invalidf("linux.sysctl %s: %v", k, err)
 		}
 	}
-	if newNS[specs.MountNamespace] {
+	if ownRoot {
 		if err := finishRootfs(spec); err != nil {
 			return err
 		}
@@ -120,7 +126,7 @@ func runInit(conn syncConn) error {
 
 // hooks asks the parent to run createRuntime/createContainer hooks and waits.
 func (c syncConn) hooks(spec *specs.Spec) error {
-	if spec.Hooks == nil || len(spec.Hooks.CreateRuntime)+len(spec.Hooks.CreateContainer) == 0 {
+	if spec.Hooks == nil || len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime)+len(spec.Hooks.CreateContainer) == 0 {
 		return nil
 	}
 	if err := c.send(&syncMsg{Type: msgHooks}); err != nil {

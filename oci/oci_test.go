@@ -3,7 +3,9 @@ package oci_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -236,4 +238,40 @@ func TestCreateStartBarrierAndExec(t *testing.T) {
 		t.Fatalf("state after delete: %v", err)
 	}
 	must(t, e.rt.Delete(ctx, "barrier", true))
+}
+
+// A mount namespace joined by path still gets the container's own root
+// inside it, as with runc: the process sees the rootfs, not the namespace
+// owner's root.
+func TestJoinMountNamespaceByPath(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	must(t, os.WriteFile(filepath.Join(root, "etc", "marker"), []byte("in-rootfs"), 0o644))
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "100")
+	must(t, holder.Start())
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	// unshare(1) has created the namespace once it execs sleep.
+	deadline := time.Now().Add(5 * time.Second)
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	for {
+		ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", holder.Process.Pid))
+		if ns != "" && ns != self {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("unshare did not make a mount namespace")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	spec := baseSpec(root, "cat", "/etc/marker")
+	for i, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.MountNamespace {
+			spec.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/mnt", holder.Process.Pid)
+		}
+	}
+	out, st, err := e.run("joinmnt", spec)
+	must(t, err)
+	if st.ExitCode() != 0 || out != "in-rootfs" {
+		t.Fatalf("exit %d, output %q; want 0 and the rootfs's marker", st.ExitCode(), out)
+	}
 }

@@ -70,8 +70,5 @@ func validateUnsupported(s *specs.Spec) error {
 			return errdefs.Unimplemented("mounts[%d]: idmapped mounts are not supported", i)
 		}
 	}
-	if s.Hooks != nil && len(s.Hooks.Prestart) > 0 { //nolint:staticcheck // deprecated but still in specs
-		return errdefs.Unimplemented("hooks.prestart: deprecated, use createRuntime")
-	}
 	return nil
 }

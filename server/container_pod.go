@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cri-server/cri-server/errdefs"
@@ -13,7 +14,13 @@ import (
 // the hook the sandbox side calls; the lead wires it to the pods engineer's
 // hook interface at merge.
 func (s *Server) StopPodContainers(ctx context.Context, podID string, timeout time.Duration) error {
-	var errs []error
+	// All at once: a pod's stop takes its slowest container's time, not
+	// the sum.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, rec := range s.ctrs.list() {
 		if rec.PodID != podID {
 			continue
@@ -22,10 +29,15 @@ func (s *Server) StopPodContainers(ctx context.Context, podID string, timeout ti
 		if err != nil {
 			continue
 		}
-		if err := s.stop(ctx, rec, c, timeout); err != nil {
-			errs = append(errs, fmt.Errorf("stop container %s: %w", rec.ID, err))
-		}
+		wg.Go(func() {
+			if err := s.stop(ctx, rec, c, timeout); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("stop container %s: %w", rec.ID, err))
+				mu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

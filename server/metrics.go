@@ -57,6 +57,14 @@ func (s *Server) startMetrics(addr string) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
 	}
+	// Registered here, not in newMetrics: it reads the server's state.
+	if err := s.metrics.reg.Register(stateCollector{s}); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			lis.Close()
+			return nil, fmt.Errorf("register state gauges: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

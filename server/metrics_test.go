@@ -31,6 +31,8 @@ func TestMetricsCountRPCs(t *testing.T) {
 		`cri_server_rpc_total{code="Unimplemented",rpc="CheckpointPod"} 1`,
 		`cri_server_rpc_duration_seconds_count{rpc="Version"} 3`,
 		`go_goroutines`,
+		`cri_server_pods{state="ready"} 0`,
+		`cri_server_containers{state="running"} 0`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)

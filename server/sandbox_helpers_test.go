@@ -98,6 +98,7 @@ func newPodEnv(t testing.TB) *podEnv {
 	cfg.Listen = filepath.Join(dir, "state", "cri.sock")
 	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
 	cfg.CNI.BinDirs = []string{e.binDir, "/opt/cni/bin"}
+	cfg.Metrics.Address = "127.0.0.1:0" // other test processes share this machine
 	e.cfg = cfg
 	for _, d := range []string{cfg.CNI.ConfDir, e.binDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

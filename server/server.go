@@ -63,6 +63,9 @@ type Server struct {
 	monitorExe     string // the binary run as `monitor`; "" = /proc/self/exe
 	oomScoreAdj    int
 	capSysResource bool
+
+	// stats keeps what the stats RPCs reuse between calls (stats_*.go).
+	stats statsCollector
 }
 
 // New builds the services from the effective configuration.

@@ -72,8 +72,10 @@ func (a imageAdapter) Remove(ctx context.Context, containerID string) error {
 type containerStopper struct{ s *Server }
 
 // podStopGrace is how long a pod's containers get when the pod is stopped
-// with containers still running (the kubelet normally stops them first).
-const podStopGrace = 10 * time.Second
+// with containers still running. None, as in containerd: the kubelet has
+// already stopped each container with its own grace period before it stops
+// the pod, so what is left is killed at once.
+const podStopGrace time.Duration = 0
 
 func (c containerStopper) StopPodContainers(ctx context.Context, podID string) error {
 	return c.s.StopPodContainers(ctx, podID, podStopGrace)

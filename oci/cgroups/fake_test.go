@@ -321,3 +321,38 @@ func TestV1SetWritesFiles(t *testing.T) {
 		t.Fatalf("swap limit without memsw = %v, want not implemented", err)
 	}
 }
+
+// The CRI path (a StatsReader without Full) still reads the swap limit:
+// swap_available_bytes needs it.
+func TestFastReaderReadsSwapLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		max  string
+		want uint64
+	}{
+		{name: "limited", max: "104857600\n", want: 104857600},
+		{name: "unlimited", max: "max\n", want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := fakeTree(t, map[string]string{
+				"c/memory.current":      "1000\n",
+				"c/memory.swap.current": "10\n",
+				"c/memory.swap.max":     tt.max,
+			})
+			m, err := New("/c", WithLayout(Layout{Mode: ModeV2, Unified: dir}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := NewStatsReader()
+			defer r.Close()
+			st := make([]Stats, 1)
+			if errs := r.ReadMany([]Manager{m}, st); errs != nil {
+				t.Fatal(errs[0])
+			}
+			if st[0].Memory.SwapLimit != tt.want || st[0].Memory.SwapUsage != 10 {
+				t.Fatalf("swap usage %d limit %d, want 10 and %d", st[0].Memory.SwapUsage, st[0].Memory.SwapLimit, tt.want)
+			}
+		})
+	}
+}

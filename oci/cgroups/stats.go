@@ -22,7 +22,7 @@ import (
 // open/read/close; Close releases them. Not safe for concurrent use.
 type StatsReader struct {
 	// Full also reads what CRI stats do not need: cpu throttling, user and
-	// system time (v1), swap and pids limits, OOM kills and hugetlb.
+	// system time (v1), the pids limit, OOM kills and hugetlb.
 	Full bool
 	buf  []byte
 	path []byte
@@ -347,6 +347,10 @@ func (m *v2Manager) readStats(r *StatsReader, s *Stats) error {
 	if mem.SwapUsage, err = r.readUint(d, "memory.swap.current"); err != nil {
 		return err
 	}
+	// The CRI's swap_available_bytes needs the limit too.
+	if mem.SwapLimit, err = r.readUint(d, "memory.swap.max"); err != nil {
+		return err
+	}
 	if s.Pids.Current, err = r.readUint(d, "pids.current"); err != nil {
 		return err
 	}
@@ -362,9 +366,6 @@ func (m *v2Manager) readStats(r *StatsReader, s *Stats) error {
 func (m *v2Manager) readFullV2(r *StatsReader, s *Stats) error {
 	d := m.dir
 	var err error
-	if s.Memory.SwapLimit, err = r.readUint(d, "memory.swap.max"); err != nil {
-		return err
-	}
 	if s.Pids.Limit, err = r.readUint(d, "pids.max"); err != nil {
 		return err
 	}

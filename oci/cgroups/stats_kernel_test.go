@@ -2,9 +2,11 @@ package cgroups
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,15 +82,26 @@ func TestHugetlbViaUnified(t *testing.T) {
 	if !slices.Contains(strings.Fields(string(sub)), "hugetlb") && os.Getenv("CRI_SERVER_TEST_CGROUP_ROOT") != "1" {
 		t.Skip("hugetlb not enabled in the cgroup2 root; set CRI_SERVER_TEST_CGROUP_ROOT=1 to let the test enable it")
 	}
-	size := sizes[0].name
+	// The kernel rounds a limit down to whole pages: two pages of the
+	// smallest size (ReadDir lists 1GB before 2MB).
+	size, limit := "", uint64(0)
+	for _, hs := range sizes {
+		var n uint64
+		var unit string
+		fmt.Sscanf(hs.name, "%d%s", &n, &unit)
+		b := n << map[string]uint{"KB": 10, "MB": 20, "GB": 30}[unit]
+		if limit == 0 || 2*b < limit {
+			size, limit = hs.name, 2*b
+		}
+	}
 	m := hostManager(t)
 	if err := m.Apply(0); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Set(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: size, Limit: 4 << 20}}}); err != nil {
+	if err := m.Set(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: size, Limit: limit}}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := readBack(t, m.Paths()[""], "hugetlb."+size+".max"); got != "4194304" {
+	if got := readBack(t, m.Paths()[""], "hugetlb."+size+".max"); got != strconv.FormatUint(limit, 10) {
 		t.Fatalf("hugetlb.%s.max = %q", size, got)
 	}
 	st, err := m.Stats()

@@ -118,6 +118,10 @@ listen = %q
 log_level = "debug"
 cgroup_driver = "cgroupfs"
 
+# A port of its own: runs of other worktrees share this machine.
+[metrics]
+address = "127.0.0.1:0"
+
 [cni]
 conf_dir = %q
 bin_dirs = ["/opt/cni/bin"]
