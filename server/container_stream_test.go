@@ -88,18 +88,48 @@ func TestExecStream(t *testing.T) {
 	}
 }
 
-// A client that goes away (ctx ends) kills its exec.
+// failWriter is a client that went away.
+type failWriter struct{}
+
+func (failWriter) Write(p []byte) (int, error) { return 0, errors.New("connection reset") }
+func (failWriter) Close() error                { return nil }
+
+// A client that goes away kills its exec: its context ends, a write to it
+// fails, or its terminal's input ends.
 func TestExecStreamClientGoneKills(t *testing.T) {
 	e := newRealEnv(t)
 	id := e.run(nil, "sleep", "1000")
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	err := containerStreamer{e.s}.ExecStream(ctx, id, []string{"sleep", "4325"}, nil, &syncBuf{}, nil, false, nil)
-	if err == nil {
-		t.Error("exec of a killed process succeeded")
+	tests := []struct {
+		name    string
+		cmd     []string
+		ctxWait time.Duration
+		in      io.Reader
+		out     io.WriteCloser
+		tty     bool
+	}{
+		{name: "context ends", cmd: []string{"sleep", "4325"}, ctxWait: 500 * time.Millisecond, out: &syncBuf{}},
+		{name: "write fails", cmd: []string{"yes"}, out: failWriter{}},
+		{name: "terminal input ends", cmd: []string{"sleep", "4326"}, in: strings.NewReader(""), out: &syncBuf{}, tty: true},
 	}
-	if ps := e.pidnsProcs(id); len(ps) != 1 {
-		t.Errorf("processes left in the container: %v", ps)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			if tt.ctxWait > 0 {
+				ctx, cancel = context.WithTimeout(context.Background(), tt.ctxWait)
+			}
+			defer cancel()
+			t0 := time.Now()
+			err := containerStreamer{e.s}.ExecStream(ctx, id, tt.cmd, tt.in, tt.out, nil, tt.tty, nil)
+			if err == nil {
+				t.Error("exec of a killed process succeeded")
+			}
+			if d := time.Since(t0); d > 5*time.Second {
+				t.Errorf("returned after %v", d)
+			}
+			if ps := e.pidnsProcs(id); len(ps) != 1 {
+				t.Errorf("processes left in the container: %v", ps)
+			}
+		})
 	}
 }
 
