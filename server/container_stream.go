@@ -98,11 +98,11 @@ func (e exitError) ExitStatus() int { return int(e) }
 // streamSession copies between a client's streams and a process's stdio
 // (pipes, or a pty master).
 type streamSession struct {
-	clientGone func() // ends the session: the process is killed
-	files   []*os.File // everything we close at the end
-	child   []*os.File // the process's ends, closed once it started
-	outputs []*os.File // read ends, drained after the exit
-	copies  sync.WaitGroup
+	clientGone func()     // ends the session: the process is killed
+	files      []*os.File // everything we close at the end
+	child      []*os.File // the process's ends, closed once it started
+	outputs    []*os.File // read ends, drained after the exit
+	copies     sync.WaitGroup
 }
 
 // pipes makes a pipe per stream the client asked for; a stream it did
