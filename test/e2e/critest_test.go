@@ -139,9 +139,6 @@ endpoints = ["http://%[5]s"]
 [registry.mirrors."docker.io"]
 endpoints = ["http://%[5]s"]
 
-# No fixed metrics port: concurrent runs on one machine would collide.
-[metrics]
-address = ""
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), s.sock, filepath.Join(dir, "net.d"), reg)
 	writeFile(t, filepath.Join(dir, "config.toml"), config)
 
