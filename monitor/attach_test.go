@@ -115,30 +115,26 @@ func TestAttachStdinStaysOpen(t *testing.T) {
 	readUntil(t, b, "got two\n")
 }
 
-func TestAttachRefused(t *testing.T) {
-	tests := []struct {
-		name  string
-		cfg   monitor.Config
-		stdin bool
-		exit  bool
-	}{
-		{name: "stdin without config.stdin", stdin: true},
-		{name: "exited container", cfg: monitor.Config{Stdin: true}, exit: true},
+func TestAttachToExitedRefused(t *testing.T) {
+	c := spawnWith(t, monitor.Config{Stdin: true}, "sleep", "100")
+	call(t, c, monitor.OpStart)
+	monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpKill, Signal: 9})
+	monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpWait})
+	if a, err := monitor.Attach(context.Background(), c.bundle, true); err == nil {
+		a.Close()
+		t.Error("attach succeeded")
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := spawnWith(t, tt.cfg, "sleep", "100")
-			call(t, c, monitor.OpStart)
-			if tt.exit {
-				monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpKill, Signal: 9})
-				monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpWait})
-			}
-			if a, err := monitor.Attach(context.Background(), c.bundle, tt.stdin); err == nil {
-				a.Close()
-				t.Error("attach succeeded")
-			}
-		})
-	}
+}
+
+// A client's input to a container without stdin is dropped; its output
+// still comes.
+func TestAttachStdinWithoutContainerStdin(t *testing.T) {
+	c := spawnWith(t, monitor.Config{}, "/bin/sh", "-c", "read l; echo read=$?; exec sleep 100")
+	// Attached before the start, so no output can come before.
+	a := attach(t, c, true)
+	call(t, c, monitor.OpStart)
+	mustWrite(t, monitor.WriteFrame(a, monitor.FrameStdin, []byte("x\n")))
+	readUntil(t, a, "read=1\n")
 }
 
 func mustWrite(t *testing.T, err error) {
