@@ -135,8 +135,11 @@ func (f *fanout) send(typ byte, p []byte) {
 		select {
 		case c.out <- frame:
 		default:
+			// Too slow: its queue is dropped with it, and closing the
+			// connection unblocks a write the client is not reading.
 			delete(f.clients, c)
 			c.drop()
+			c.conn.Close()
 		}
 	}
 }

@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -141,5 +142,33 @@ func mustWrite(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A client that does not read is dropped once its queue is full; the
+// container never waits for it and the log keeps every line.
+func TestAttachSlowClientLosesNoLogLine(t *testing.T) {
+	c := spawnWith(t, monitor.Config{}, "seq", "1", "200000")
+	a := attach(t, c, false) // never read
+	call(t, c, monitor.OpStart)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := monitor.Call(ctx, c.bundle, monitor.Request{Op: monitor.OpWait})
+	if err != nil || r.Exit == nil || r.Exit.Code != 0 {
+		t.Fatalf("wait: %v %+v", err, r)
+	}
+	lines := logLines(t, c.log)
+	if len(lines) != 200000 || lines[len(lines)-1] != "stdout F 200000" {
+		t.Errorf("log has %d lines, last %q", len(lines), lines[len(lines)-1])
+	}
+	// The dropped client reads what was queued, then the end.
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := monitor.ReadFrame(a.R, nil); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Error("dropped client's connection still open")
+			}
+			break
+		}
 	}
 }
