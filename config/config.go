@@ -38,6 +38,25 @@ type Config struct {
 	Registry  Registry  `toml:"registry" json:"registry"`
 	Streaming Streaming `toml:"streaming" json:"streaming"`
 	Metrics   Metrics   `toml:"metrics" json:"metrics"`
+	Security  Security  `toml:"security" json:"security"`
+}
+
+// Security holds the node-wide defaults of container security contexts.
+type Security struct {
+	// DefaultCapabilities is the bounding set of an unprivileged container
+	// before the pod's add/drop: containerd's 14 (Docker's) by default;
+	// CRI-O ships a smaller set, and an operator may too. Names are CAP_X.
+	DefaultCapabilities []string `toml:"default_capabilities" json:"default_capabilities"`
+}
+
+// DefaultCapabilities is containerd's (Docker's) default set, the one the
+// kubelet's conformance tests assume.
+func DefaultCapabilities() []string {
+	return []string{
+		"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+		"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+		"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+	}
 }
 
 // Metrics configures the Prometheus endpoint (/metrics).
@@ -104,6 +123,7 @@ func Default() *Config {
 		Registry:  Registry{Mirrors: map[string]Mirror{}},
 		Streaming: Streaming{Address: "127.0.0.1:0"},
 		Metrics:   Metrics{Address: "127.0.0.1:9191"},
+		Security:  Security{DefaultCapabilities: DefaultCapabilities()},
 	}
 }
 
@@ -191,6 +211,9 @@ func (c *Config) Validate() error {
 	if (c.Streaming.TLSCertFile == "") != (c.Streaming.TLSKeyFile == "") {
 		return fmt.Errorf("config key streaming.tls_cert_file: needs streaming.tls_key_file too, and the other way round")
 	}
+	if err := c.Security.validate(); err != nil {
+		return err
+	}
 	for _, h := range c.Registry.Insecure {
 		if h == "" || strings.ContainsAny(h, "/ ") {
 			return fmt.Errorf("config key registry.insecure: %q is not a host or host:port", h)
@@ -206,4 +229,19 @@ func (c *Config) TOML() string {
 		return fmt.Sprintf("# cannot encode: %v\n", err)
 	}
 	return b.String()
+}
+
+func (s Security) validate() error {
+	seen := map[string]bool{}
+	for _, c := range s.DefaultCapabilities {
+		name, ok := strings.CutPrefix(c, "CAP_")
+		if !ok || name == "" || strings.Trim(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") != "" {
+			return fmt.Errorf("config key security.default_capabilities: %q is not a capability name like CAP_CHOWN", c)
+		}
+		if seen[c] {
+			return fmt.Errorf("config key security.default_capabilities: %q is listed twice", c)
+		}
+		seen[c] = true
+	}
+	return nil
 }

@@ -58,6 +58,23 @@ endpoints = ["http://127.0.0.1:5000"]
 		{name: "bad streaming address", body: "[streaming]\naddress = \"localhost\"\n", wantErr: "streaming.address"},
 		{name: "cert without key", body: "[streaming]\ntls_cert_file = \"/c\"\n", wantErr: "tls_key_file"},
 		{name: "syntax error has position", body: "root = \n", wantErr: "line 1"},
+		{name: "default capabilities are containerd's 14", body: "", check: func(t *testing.T, c *Config) {
+			if len(c.Security.DefaultCapabilities) != 14 || c.Security.DefaultCapabilities[0] != "CAP_CHOWN" {
+				t.Fatalf("default capabilities %v", c.Security.DefaultCapabilities)
+			}
+		}},
+		{name: "smaller capability set", body: "[security]\ndefault_capabilities = [\"CAP_CHOWN\", \"CAP_KILL\"]\n", check: func(t *testing.T, c *Config) {
+			if got := c.Security.DefaultCapabilities; len(got) != 2 || got[1] != "CAP_KILL" {
+				t.Fatalf("capabilities %v", got)
+			}
+		}},
+		{name: "empty capability set", body: "[security]\ndefault_capabilities = []\n", check: func(t *testing.T, c *Config) {
+			if got := c.Security.DefaultCapabilities; got == nil || len(got) != 0 {
+				t.Fatalf("capabilities %#v, want empty and not nil", got)
+			}
+		}},
+		{name: "capability without prefix", body: "[security]\ndefault_capabilities = [\"CHOWN\"]\n", wantErr: "security.default_capabilities"},
+		{name: "capability twice", body: "[security]\ndefault_capabilities = [\"CAP_KILL\", \"CAP_KILL\"]\n", wantErr: "listed twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,7 +51,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	var bpf []byte
 	var bpfFlags uint
 	if spec.Linux.Seccomp != nil {
-		if bpf, bpfFlags, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+		if bpf, bpfFlags, err = seccomp.CompileCached(r.seccompCacheDir(), spec.Linux.Seccomp); err != nil {
 			return nil, err
 		}
 	}

@@ -47,7 +47,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	var bpf []byte
 	var bpfFlags uint
 	if sc := st.Spec.Linux.Seccomp; sc != nil {
-		if bpf, bpfFlags, err = seccomp.Compile(sc); err != nil {
+		if bpf, bpfFlags, err = seccomp.CompileCached(r.seccompCacheDir(), sc); err != nil {
 			return nil, err
 		}
 	}

@@ -86,6 +86,9 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
 		CgroupParent: pod.CgroupParent, DaemonOOMScoreAdj: s.oomScoreAdj, CapSysResource: s.capSysResource, Log: log,
 	}
+	if err := s.securityInput(&in); err != nil {
+		return nil, err
+	}
 	sp, err := spec.Generate(in)
 	if err != nil {
 		return nil, err

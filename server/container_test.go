@@ -50,7 +50,9 @@ func newEnv(t *testing.T) *env {
 		// Leak check: every container removed, no monitor left.
 		ctx := context.Background()
 		for _, c := range e.s.listContainers(nil) {
-			e.s.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: c.Id})
+			if _, err := e.s.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
+				t.Errorf("remove container %s: %v", c.Id, err)
+			}
 		}
 		e.s.Close()
 		ents, _ := os.ReadDir(filepath.Join(cfg.State, "containers"))

@@ -33,7 +33,7 @@ func (s *Server) Status(ctx context.Context, r *runtime.StatusRequest) (*runtime
 				UserNamespaces:          false,
 			},
 		}},
-		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: false},
+		Features: securityFeatures(),
 	}
 	if r.GetVerbose() {
 		cfg, err := json.Marshal(s.cfg)
@@ -43,9 +43,11 @@ func (s *Server) Status(ctx context.Context, r *runtime.StatusRequest) (*runtime
 		s.mu.Lock()
 		podCIDR := s.podCIDR
 		s.mu.Unlock()
+		sec, _ := json.Marshal(securityInfo())
 		resp.Info = map[string]string{
-			"config":  string(cfg),
-			"podCIDR": podCIDR,
+			"config":   string(cfg),
+			"podCIDR":  podCIDR,
+			"security": string(sec),
 		}
 	}
 	return resp, nil

@@ -14,6 +14,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandboxRequ
 	if r.GetConfig() == nil {
 		return nil, errdefs.InvalidArgument("pod sandbox config is required")
 	}
+	if err := checkPodSecurity(r.Config); err != nil {
+		return nil, err
+	}
 	p, err := s.pods.Run(ctx, r.Config, r.RuntimeHandler)
 	if err != nil {
 		return nil, err

@@ -153,10 +153,12 @@ func TestContainerStatsFromCgroups(t *testing.T) {
 	second := e.list(t, nil)
 
 	cpu := second[burn].GetCpu()
-	if cpu.GetTimestamp() == 0 || cpu.GetUsageCoreNanoSeconds().GetValue() < uint64(time.Second) {
-		t.Errorf("burn: cpu %v, want at least 1 s used", cpu)
+	// About one core; the floor is low because CI machines have two
+	// cores and other tests run beside this one.
+	if cpu.GetTimestamp() == 0 || cpu.GetUsageCoreNanoSeconds().GetValue() < uint64(time.Second/2) {
+		t.Errorf("burn: cpu %v, want at least 0.5 s used", cpu)
 	}
-	if n := cpu.GetUsageNanoCores().GetValue(); n < 5e8 || n > 1.5e9 {
+	if n := cpu.GetUsageNanoCores().GetValue(); n < 3e8 || n > 1.5e9 {
 		t.Errorf("burn: %d nano cores, want about 1e9", n)
 	}
 	mem := second[alloc].GetMemory()

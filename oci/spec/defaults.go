@@ -3,7 +3,8 @@ package spec
 import specs "github.com/opencontainers/runtime-spec/specs-go"
 
 // DefaultCapabilities is containerd's default set (Docker's), which the
-// kubelet's conformance tests assume.
+// kubelet's conformance tests assume; the daemon passes the config's list
+// (security.default_capabilities, the same by default) in Input.
 func DefaultCapabilities() []string {
 	return []string{
 		"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
@@ -12,7 +13,8 @@ func DefaultCapabilities() []string {
 	}
 }
 
-// MaskedPaths are hidden from unprivileged containers (containerd's list).
+// MaskedPaths are hidden from unprivileged containers: the kubelet's
+// default list (pkg/securitycontext), which containerd's matches.
 func MaskedPaths() []string {
 	return []string{
 		"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
@@ -21,7 +23,8 @@ func MaskedPaths() []string {
 	}
 }
 
-// ReadonlyPaths are read-only in unprivileged containers (containerd's list).
+// ReadonlyPaths are read-only in unprivileged containers: the kubelet's
+// default list.
 func ReadonlyPaths() []string {
 	return []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 }

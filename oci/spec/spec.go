@@ -1,9 +1,11 @@
 // Package spec owns the translation from the kubelet's request (CRI
 // ContainerConfig and PodSandboxConfig) plus the image's config into an OCI
 // runtime spec. It is the one place where cri-api types meet runtime-spec
-// types, and it is pure: everything it needs from the host (rootfs, pod
-// namespace paths, pod files, the daemon's own oom_score_adj) arrives in
-// Input, so it is table-tested without root.
+// types, and it is nearly pure: what it needs from the daemon (rootfs, pod
+// namespace paths, pod files, the daemon's own oom_score_adj, the node's
+// security defaults) arrives in Input, so it is table-tested without root.
+// It reads the host only for what the spec must carry: device numbers, a
+// seccomp localhost profile, the capabilities the daemon holds.
 package spec
 
 import (
@@ -56,7 +58,12 @@ type Input struct {
 	// CAP_SYS_RESOURCE the kernel refuses any lower value for a child.
 	DaemonOOMScoreAdj int
 	CapSysResource    bool
-	Log               *slog.Logger
+	// DefaultCapabilities replaces DefaultCapabilities() when not nil (the
+	// config's list: CRI-O ships a smaller set than containerd).
+	DefaultCapabilities []string
+	// LSMs are the security modules the node has (HostLSMs).
+	LSMs LSMs
+	Log  *slog.Logger
 }
 
 // Generate builds the spec. Errors wrap errdefs.ErrInvalidArgument and name
@@ -83,7 +90,6 @@ func Generate(in Input) (*specs.Spec, error) {
 			Cwd:             workDir(c, in.Image),
 			Terminal:        c.Tty,
 			NoNewPrivileges: c.GetLinux().GetSecurityContext().GetNoNewPrivs(),
-			Capabilities:    capabilities(c.GetLinux().GetSecurityContext()),
 			Rlimits:         []specs.POSIXRlimit{defaultNofile(in.Log)},
 		},
 		Mounts:      DefaultMounts(),
@@ -95,9 +101,6 @@ func Generate(in Input) (*specs.Spec, error) {
 			CgroupsPath:   cgroupsPath(in),
 			Resources:     &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
 		},
-	}
-	if sc := c.GetLinux().GetSecurityContext(); sc.GetPrivileged() {
-		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 	}
 	if err := setUser(s, in); err != nil {
 		return nil, err
@@ -112,6 +115,9 @@ func Generate(in Input) (*specs.Spec, error) {
 		return nil, err
 	}
 	if err := setResources(s, in); err != nil {
+		return nil, err
+	}
+	if err := applySecurity(s, in); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -280,7 +280,7 @@ func TestGenerate(t *testing.T) {
 				RunAsUsername: "app", RunAsGroup: &runtime.Int64Value{Value: 7}, SupplementalGroups: []int64{99}}}
 		}, check: func(t *testing.T, s *specs.Spec) {
 			u := s.Process.User
-			if u.UID != 1000 || u.GID != 7 || !slices.Equal(u.AdditionalGids, []uint32{50, 99}) {
+			if u.UID != 1000 || u.GID != 7 || !slices.Equal(u.AdditionalGids, []uint32{7, 50, 99}) {
 				t.Errorf("user %+v", u)
 			}
 		}},
@@ -307,6 +307,7 @@ func TestGenerate(t *testing.T) {
 			}
 		}},
 		{name: "privileged", mod: func(in *Input) {
+			in.Sandbox.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{Privileged: true}}
 			in.Config.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true}}
 		}, check: func(t *testing.T, s *specs.Spec) {
 			if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") || s.Linux.MaskedPaths != nil {

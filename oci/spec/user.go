@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/errdefs"
 )
@@ -19,11 +20,26 @@ import (
 // container's own /etc/passwd and /etc/group, opened with RESOLVE_IN_ROOT
 // because the rootfs is attacker-controlled (a symlinked /etc/passwd must
 // not read the host's).
+//
+// AdditionalGids start with the primary gid, as in containerd: the
+// kubelet's ContainerStatus.user and `id -G` both list it. Then, with
+// SupplementalGroupsPolicy Merge (the default), the groups the image's
+// /etc/group gives the user, and last the pod's supplemental_groups.
+// Strict leaves out the image's groups.
 func setUser(s *specs.Spec, in Input) error {
 	sc := in.Config.GetLinux().GetSecurityContext()
+	if sc.GetRunAsUser() != nil && sc.GetRunAsUsername() != "" {
+		return errdefs.InvalidArgument("security_context: run_as_user and run_as_username are both set; only one may be")
+	}
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return errdefs.InvalidArgument("security_context.run_as_group %d is set without run_as_user or run_as_username", sc.GetRunAsGroup().GetValue())
+	}
 	userStr := in.Image.User
 	switch {
 	case sc.GetRunAsUser() != nil:
+		if v := sc.GetRunAsUser().GetValue(); v < 0 || v > maxID {
+			return errdefs.InvalidArgument("security_context.run_as_user %d: out of range", v)
+		}
 		userStr = strconv.FormatInt(sc.GetRunAsUser().GetValue(), 10)
 	case sc.GetRunAsUsername() != "":
 		userStr = sc.GetRunAsUsername()
@@ -33,18 +49,32 @@ func setUser(s *specs.Spec, in Input) error {
 		return err
 	}
 	if g := sc.GetRunAsGroup(); g != nil {
+		if g.GetValue() < 0 || g.GetValue() > maxID {
+			return errdefs.InvalidArgument("security_context.run_as_group %d: out of range", g.GetValue())
+		}
 		gid = uint32(g.GetValue())
 	}
-	u := specs.User{UID: uid, GID: gid}
-	if name := userName(in.Rootfs, userStr, uid); name != "" {
-		u.AdditionalGids = groupsOf(in.Rootfs, name, gid)
+	u := specs.User{UID: uid, GID: gid, AdditionalGids: []uint32{gid}}
+	if sc.GetSupplementalGroupsPolicy() != runtime.SupplementalGroupsPolicy_Strict {
+		if name := userName(in.Rootfs, userStr, uid); name != "" {
+			for _, g := range groupsOf(in.Rootfs, name, gid) {
+				u.AdditionalGids = appendUnique(u.AdditionalGids, g)
+			}
+		}
 	}
 	for _, g := range sc.GetSupplementalGroups() {
+		if g < 0 || g > maxID {
+			return errdefs.InvalidArgument("security_context.supplemental_groups: %d out of range", g)
+		}
 		u.AdditionalGids = appendUnique(u.AdditionalGids, uint32(g))
 	}
 	s.Process.User = u
 	return nil
 }
+
+// maxID is the largest valid uid/gid; (uid_t)-1 means "unchanged" to the
+// kernel's set*id calls.
+const maxID = 1<<32 - 2
 
 func appendUnique(l []uint32, v uint32) []uint32 {
 	for _, x := range l {

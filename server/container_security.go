@@ -1,0 +1,56 @@
+package server
+
+import (
+	"fmt"
+	"sync"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-server/cri-server/oci/spec"
+)
+
+// hostLSMs is probed once: the kernel's modules do not change while the
+// daemon runs.
+var hostLSMs = sync.OnceValue(spec.HostLSMs)
+
+// securityInput adds the node's security defaults to a spec input: the
+// configured default capability set (checked against the names the
+// executor knows, so a typo in the config fails the create with the key's
+// name instead of a capset error at start) and the node's LSMs.
+func (s *Server) securityInput(in *spec.Input) error {
+	if s.cfg != nil {
+		caps := s.cfg.Security.DefaultCapabilities
+		if err := spec.ValidateCapabilities(caps); err != nil {
+			return fmt.Errorf("config key security.default_capabilities: %w", err)
+		}
+		in.DefaultCapabilities = caps
+	}
+	in.LSMs = hostLSMs()
+	return nil
+}
+
+// checkPodSecurity refuses, before anything is created, a pod whose
+// security context this runtime cannot honour (a user namespace).
+func checkPodSecurity(cfg *runtime.PodSandboxConfig) error {
+	return spec.CheckPodUserNS(cfg)
+}
+
+// securityFeatures are the Status features this runtime implements for
+// security contexts: SupplementalGroupsPolicy (Merge and Strict, with the
+// resolved ids in ContainerStatus.user).
+func securityFeatures() *runtime.RuntimeFeatures {
+	return &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true}
+}
+
+// securityInfo goes into the verbose Status info, for an operator asking
+// what the node enforces: the CRI has no field for seccomp or the LSMs.
+func securityInfo() map[string]string {
+	lsm := func(present bool) string {
+		if present {
+			return "present on the node, not applied by cri-server"
+		}
+		return "not on this node"
+	}
+	l := hostLSMs()
+	return map[string]string{"seccomp": "enforced", "apparmor": lsm(l.AppArmor), "selinux": lsm(l.SELinux)}
+}
