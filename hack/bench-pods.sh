@@ -16,5 +16,5 @@ run 'BenchmarkBridgeAddDirect$' "${N}x"
 log "50 at once (3 rounds)"
 run 'BenchmarkRunPodSandbox50$' 3x
 run 'BenchmarkBridgeAddDirect50$' 3x
-log "memory per pod (shared-PID pods: the only kind with a process)"
+log "memory per pod (shared-PID pods: the only kind with a process, the C init of sandbox/podinit)"
 run 'BenchmarkPodMemory$' 1x

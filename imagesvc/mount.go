@@ -37,34 +37,10 @@ func (s *Service) Mount(imageID, containerID string) (string, error) {
 	if containerID == "" || containerID != filepath.Base(containerID) || containerID[0] == '.' {
 		return "", errdefs.InvalidArgument("container id %q is not valid", containerID)
 	}
-	// Shared with GC: the record must be in place before a GC decides
-	// what to keep, or after it has deleted.
-	s.gcMu.RLock()
-	s.mu.Lock()
-	rec, ok := s.rfs[containerID]
-	if !ok {
-		r, _, err := s.resolveLocked(imageID)
-		if err != nil {
-			s.mu.Unlock()
-			s.gcMu.RUnlock()
-			return "", err
-		}
-		rec = &rootfsRecord{Container: containerID, ImageID: r.ID}
-		for _, l := range r.Layers {
-			rec.ChainIDs = append(rec.ChainIDs, l.ChainID)
-		}
-		// Recorded before anything is created, so GC keeps the snapshots
-		// and a crash leaves a record that Remove cleans.
-		if err := s.db.Put(bucketRootfs, containerID, rec); err != nil {
-			s.mu.Unlock()
-			s.gcMu.RUnlock()
-			return "", fmt.Errorf("record rootfs of %s: %w", containerID, err)
-		}
-		s.rfs[containerID] = rec
+	rec, err := s.hold(containerID, imageID)
+	if err != nil {
+		return "", err
 	}
-	s.mu.Unlock()
-	s.gcMu.RUnlock()
-
 	target := s.RootfsPath(containerID)
 	if mounted(target) {
 		return target, nil
@@ -94,6 +70,35 @@ func (s *Service) Mount(imageID, containerID string) (string, error) {
 	return target, nil
 }
 
+// hold records that key (a container, or one of its image volumes) uses
+// imageID's snapshots, or returns the record made earlier.
+func (s *Service) hold(key, imageID string) (*rootfsRecord, error) {
+	// Shared with GC: the record must be in place before a GC decides
+	// what to keep, or after it has deleted.
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rec, ok := s.rfs[key]; ok {
+		return rec, nil
+	}
+	r, _, err := s.resolveLocked(imageID)
+	if err != nil {
+		return nil, err
+	}
+	rec := &rootfsRecord{Container: key, ImageID: r.ID}
+	for _, l := range r.Layers {
+		rec.ChainIDs = append(rec.ChainIDs, l.ChainID)
+	}
+	// Recorded before anything is created, so GC keeps the snapshots
+	// and a crash leaves a record that Remove cleans.
+	if err := s.db.Put(bucketRootfs, key, rec); err != nil {
+		return nil, fmt.Errorf("record rootfs of %s: %w", key, err)
+	}
+	s.rfs[key] = rec
+	return rec, nil
+}
+
 // mountOverlay uses the new mount API, which takes lower dirs one by one
 // ("lowerdir+", Linux 6.8): the old mount(2) data string is one page, which
 // deep images with long paths overflow.
@@ -109,6 +114,9 @@ func mountOverlay(lowers []string, upper, work, target string) error {
 		}
 	}
 	for _, kv := range [][2]string{{"upperdir", upper}, {"workdir", work}} {
+		if kv[1] == "" { // no upper: a read-only overlay (image volumes)
+			continue
+		}
 		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
 			return fmt.Errorf("overlay %s: %w", kv[0], err)
 		}
@@ -116,7 +124,11 @@ func mountOverlay(lowers []string, upper, work, target string) error {
 	if err := unix.FsconfigCreate(fsfd); err != nil {
 		return fmt.Errorf("create overlay: %w", err)
 	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	attr := 0
+	if upper == "" { // read-only at the mount too, not only for lack of an upper dir
+		attr = unix.MOUNT_ATTR_RDONLY
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, attr)
 	if err != nil {
 		return fmt.Errorf("fsmount overlay: %w", err)
 	}
@@ -162,32 +174,46 @@ func (s *Service) Unmount(containerID string) error {
 	return nil
 }
 
-// Remove unmounts containerID's rootfs, deletes its writable layer and
-// releases the snapshots it held (freed if no image needs them). Removing an
-// unknown container is not an error.
+// Remove unmounts containerID's rootfs and image volumes, deletes its
+// writable layer and releases the snapshots they held (freed if no image
+// needs them). Removing an unknown container is not an error.
 func (s *Service) Remove(containerID string) error {
 	if containerID == "" || containerID != filepath.Base(containerID) || containerID[0] == '.' {
 		return errdefs.InvalidArgument("container id %q is not valid", containerID)
 	}
-	if err := s.Unmount(containerID); err != nil {
-		return err
+	freed := false
+	for _, key := range append(s.volumesOf(containerID), containerID) {
+		had, err := s.release(key)
+		if err != nil {
+			return err
+		}
+		freed = freed || had
 	}
-	if err := os.Remove(s.RootfsPath(containerID)); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("remove rootfs mount point: %w", err)
-	}
-	if err := os.RemoveAll(s.containerDir(containerID)); err != nil {
-		return fmt.Errorf("remove writable layer of %s: %w", containerID, err)
-	}
-	s.mu.Lock()
-	_, had := s.rfs[containerID]
-	delete(s.rfs, containerID)
-	err := s.db.Delete(bucketRootfs, containerID)
-	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("forget rootfs of %s: %w", containerID, err)
-	}
-	if had {
+	if freed {
 		return s.GC()
 	}
 	return nil
+}
+
+// release unmounts and deletes what Mount or MountImageVolume made for key
+// and drops its record; it reports whether there was one.
+func (s *Service) release(key string) (bool, error) {
+	if err := s.Unmount(key); err != nil {
+		return false, err
+	}
+	if err := os.Remove(s.RootfsPath(key)); err != nil && !os.IsNotExist(err) {
+		return false, fmt.Errorf("remove rootfs mount point: %w", err)
+	}
+	if err := os.RemoveAll(s.containerDir(key)); err != nil {
+		return false, fmt.Errorf("remove writable layer of %s: %w", key, err)
+	}
+	s.mu.Lock()
+	_, had := s.rfs[key]
+	delete(s.rfs, key)
+	err := s.db.Delete(bucketRootfs, key)
+	s.mu.Unlock()
+	if err != nil {
+		return false, fmt.Errorf("forget rootfs of %s: %w", key, err)
+	}
+	return had, nil
 }

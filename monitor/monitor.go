@@ -291,10 +291,16 @@ func (m *monitor) copyOut(stream string, f *os.File) {
 	}()
 }
 
-// finish drains the output, reads the OOM counter and writes the exit
+// finish reads the OOM counter, drains the output and writes the exit
 // record, in that order: the record is the signal that everything the
 // container wrote is in the log.
 func (m *monitor) finish(st ExitStatus, werr error) {
+	// The OOM counter first: draining may take seconds, and a RemoveContainer
+	// meanwhile destroys the cgroup with it (containerd issue 8180).
+	oomKilled := false
+	if n, err := m.ex.OOMKillCount(context.Background(), m.cfg.ID); err == nil && n > m.oomAt0 {
+		oomKilled = true
+	}
 	done := make(chan struct{})
 	go func() { m.copies.Wait(); close(done) }()
 	select {
@@ -325,9 +331,7 @@ func (m *monitor) finish(st ExitStatus, werr error) {
 	if werr != nil {
 		e.Code, e.Message = 255, "wait for container: "+werr.Error()
 	}
-	if n, err := m.ex.OOMKillCount(context.Background(), m.cfg.ID); err == nil && n > m.oomAt0 {
-		e.OOMKilled = true
-	}
+	e.OOMKilled = oomKilled
 	if err := WriteExit(m.bundle, e); err != nil {
 		m.log.Error("write exit record", "error", err)
 	}

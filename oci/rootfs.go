@@ -18,9 +18,8 @@ import (
 // visible on the host and everything goes away with the namespace.
 func setupRootfs(cfg *initConfig, newNS map[specs.LinuxNamespaceType]bool, conn syncConn) error {
 	spec := cfg.Spec
-	// Our mounts must not propagate to the host.
-	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("make / rslave: %w", err)
+	if err := prepareRootPropagation(cfg.Rootfs, spec.Linux.RootfsPropagation); err != nil {
+		return err
 	}
 	if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs: %w", err)
@@ -184,13 +183,25 @@ func checkProcSys(dest, typ string) error {
 }
 
 func pivotRoot(rootfs string) error {
+	oldroot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open old root: %w", err)
+	}
+	defer unix.Close(oldroot)
 	if err := unix.Chdir(rootfs); err != nil {
 		return fmt.Errorf("chdir rootfs: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)
 	}
-	// The old root is stacked under the new one: detach it.
+	// The old root is stacked on the new one. "." may name either (the
+	// kernel does not promise), and making the new root's tree rslave would
+	// cut Bidirectional volumes from the host: go to the old root by fd,
+	// as runc does.
+	if err := unix.Fchdir(oldroot); err != nil {
+		return fmt.Errorf("fchdir old root: %w", err)
+	}
+	// rslave, so that detaching it does not propagate to the host.
 	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make old root rslave: %w", err)
 	}

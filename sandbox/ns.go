@@ -11,6 +11,10 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	// The pod init proper, in C before the Go runtime starts; PodInitMain
+	// is its fallback in a build without cgo.
+	_ "github.com/cri-server/cri-server/sandbox/podinit"
 )
 
 // nsRequest says which namespaces a pod gets of its own.
@@ -185,7 +189,9 @@ func loopbackUp() error {
 const initArg = "pod-init"
 
 func startInit(dir string) (int, error) {
-	cmd := exec.Command("/proc/self/exe", initArg, dir)
+	// No other argument: the init's cmdline is what a container sharing
+	// the namespace reads as /proc/1/cmdline.
+	cmd := exec.Command("/proc/self/exe", initArg)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID, Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start pod init: %w", err)
@@ -225,7 +231,9 @@ func containsArg(cmdline []byte, arg string) bool {
 
 // PodInitMain is the pod's init in a shared PID namespace: PID 1 reaps
 // orphans (zombies would otherwise pile up) and exits on SIGTERM/SIGINT.
-// main calls it when os.Args[1] == "pod-init"; it never returns.
+// main calls it when os.Args[1] == "pod-init"; it never returns. With cgo
+// (every supported build) the C constructor in sandbox/podinit has taken
+// over before main, and this is never reached.
 func PodInitMain() {
 	sigs := make(chan os.Signal, 4)
 	signalNotify(sigs)

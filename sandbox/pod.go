@@ -8,11 +8,13 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/cni"
@@ -226,4 +228,24 @@ func itoa(n uint32) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+// InitGone says whether a shared PID namespace lost its init (killed, or
+// ended by a SIGTERM from one of the pod's own containers): the namespace
+// is dead to new processes, so the pod can no longer run containers and is
+// reported not ready, as a pod whose pause container died. The pinned
+// namespace and the live init's namespace are compared by inode, so a pid
+// reused after a daemon restart is not mistaken for the init.
+func (p *Pod) InitGone() bool {
+	if p.InitPID <= 0 || p.PIDNS == "" {
+		return false
+	}
+	var pinned, live unix.Stat_t
+	if err := unix.Stat(p.PIDNS, &pinned); err != nil {
+		return true
+	}
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/pid", p.InitPID), &live); err != nil {
+		return true
+	}
+	return pinned.Ino != live.Ino || pinned.Dev != live.Dev
 }

@@ -81,6 +81,9 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	if err := m.setupNetwork(ctx, e, p, cfg); err != nil {
 		return nil, err
 	}
+	if err := applyInNetns(p.NetNS, plan.devSysctls); err != nil {
+		return nil, err
+	}
 	if err := writePodFiles(p, cfg); err != nil {
 		return nil, err
 	}
@@ -165,13 +168,14 @@ func (m *Manager) forget(id, name string) {
 
 // runPlan is a validated pod config: what Run will create.
 type runPlan struct {
-	nso       *runtime.NamespaceOption
-	hostNet   bool
-	ownIPC    bool
-	sharedPID bool
-	sysctls   []sysctl
-	hostname  string
-	parent    string
+	nso        *runtime.NamespaceOption
+	hostNet    bool
+	ownIPC     bool
+	sharedPID  bool
+	sysctls    []sysctl // set when the namespaces are made
+	devSysctls []sysctl // set in the netns after CNI ADD made the devices
+	hostname   string
+	parent     string
 }
 
 // planRun validates cfg before anything is created or reserved.
@@ -207,9 +211,10 @@ func planRun(cfg *runtime.PodSandboxConfig, handler string) (*runPlan, error) {
 		return nil, err
 	}
 
+	early, late := splitSysctls(sysctls)
 	return &runPlan{
 		nso: nso, hostNet: hostNet, ownIPC: ownIPC, sharedPID: nso.GetPid() == runtime.NamespaceMode_POD,
-		sysctls: sysctls, hostname: hostname, parent: parent,
+		sysctls: early, devSysctls: late, hostname: hostname, parent: parent,
 	}, nil
 }
 

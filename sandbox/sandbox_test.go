@@ -185,3 +185,32 @@ func TestCreateNamespacesUndoesOnError(t *testing.T) {
 		})
 	}
 }
+
+func TestDeviceSysctlsWaitForCNI(t *testing.T) {
+	tests := []struct {
+		name string
+		key  string
+		late bool
+	}{
+		{"device conf", "net.ipv4.conf.eth0.rp_filter", true},
+		{"device neigh", "net.ipv6.neigh.eth0.retrans_time_ms", true},
+		{"slash form", "net/ipv4/conf/eth0.100/forwarding", true},
+		{"all", "net.ipv4.conf.all.rp_filter", false},
+		{"default", "net.ipv6.conf.default.disable_ipv6", false},
+		{"lo exists from the start", "net.ipv4.conf.lo.accept_local", false},
+		{"not per device", "net.ipv4.ip_local_port_range", false},
+		{"ipc", "kernel.shmmax", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in, err := parseSysctls(map[string]string{tc.key: "1"}, true, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			early, late := splitSysctls(in)
+			if got := len(late) == 1; got != tc.late || len(early)+len(late) != 1 {
+				t.Fatalf("%s: early %v late %v, want late=%v", tc.key, early, late, tc.late)
+			}
+		})
+	}
+}

@@ -1,9 +1,13 @@
 package sandbox
 
 import (
+	"fmt"
 	"os"
+	goruntime "runtime"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/errdefs"
 )
@@ -18,6 +22,68 @@ type sysctl struct {
 func (s sysctl) apply() error {
 	if err := os.WriteFile("/proc/sys/"+s.path, []byte(s.value), 0); err != nil {
 		return errdefs.InvalidArgument("set sysctl %s=%s: %v", s.key, s.value, err)
+	}
+	return nil
+}
+
+// forDevice says whether s configures one network device by name
+// (net.ipv4.conf.eth0.*, net.ipv6.neigh.eth0.*): the pod's devices other
+// than lo appear only with CNI ADD, so such a sysctl is set after it.
+func (s sysctl) forDevice() bool {
+	parts := strings.Split(s.path, "/")
+	if len(parts) < 5 || parts[0] != "net" || (parts[2] != "conf" && parts[2] != "neigh") {
+		return false
+	}
+	switch parts[3] {
+	case "all", "default", "lo":
+		return false
+	}
+	return true
+}
+
+// splitSysctls separates the sysctls settable when the namespaces are
+// made from those that wait for the network's devices.
+func splitSysctls(all []sysctl) (early, late []sysctl) {
+	for _, s := range all {
+		if s.forDevice() {
+			late = append(late, s)
+		} else {
+			early = append(early, s)
+		}
+	}
+	return early, late
+}
+
+// applyInNetns sets sysctls from a thread in the netns at path: /proc/sys/net
+// resolves against the writing thread's network namespace. The thread is
+// never unlocked, so the Go runtime destroys it instead of reusing it.
+func applyInNetns(path string, sysctls []sysctl) error {
+	if len(sysctls) == 0 {
+		return nil
+	}
+	ch := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		ch <- applyInNetnsLocked(path, sysctls)
+	}()
+	return <-ch
+}
+
+// Preconditions: the calling goroutine is locked to its thread and the
+// thread will die afterwards.
+func applyInNetnsLocked(path string, sysctls []sysctl) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open pod netns: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter pod netns: %w", err)
+	}
+	for _, s := range sysctls {
+		if err := s.apply(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

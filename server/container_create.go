@@ -79,10 +79,18 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 		return nil, fmt.Errorf("mount rootfs: %w", err)
 	}
 	undo = append(undo, func(c context.Context) { s.imageDeps.Remove(c, id) })
+	specCfg, statusMounts, err := s.prepareMounts(ctx, id, cfg)
+	if err != nil {
+		return nil, err
+	}
 
+	pidns, err := s.pidNamespace(cfg, pod)
+	if err != nil {
+		return nil, err
+	}
 	in := spec.Input{
-		ID: id, Config: cfg, Sandbox: sbCfg, SandboxID: pod.ID, Image: img.Config, ImageName: cfg.Image.Image,
-		Rootfs: rootfs, NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PIDNS: pod.PIDNS,
+		ID: id, Config: specCfg, Sandbox: sbCfg, SandboxID: pod.ID, Image: img.Config, ImageName: cfg.Image.Image,
+		Rootfs: rootfs, NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PIDNS: pidns,
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
 		CgroupParent: pod.CgroupParent, DaemonOOMScoreAdj: s.oomScoreAdj, CapSysResource: s.capSysResource, Log: log,
 	}
@@ -123,7 +131,7 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 
 	rec := &containerRecord{
 		ID: id, Name: name, PodID: pod.ID, Metadata: cfg.Metadata, Labels: cfg.Labels, Annotations: cfg.Annotations,
-		Image: cfg.Image, ImageID: img.ID, ImageRef: img.Ref, LogPath: logPath, Mounts: cfg.Mounts,
+		Image: cfg.Image, ImageID: img.ID, ImageRef: img.Ref, LogPath: logPath, Mounts: statusMounts,
 		User: sp.Process.User, StopSignal: int(stopSig), Bundle: bundle,
 		Status: containerStatus{State: runtime.ContainerState_CONTAINER_CREATED, Pid: pid, CreatedAt: time.Now(),
 			Resources: cfg.GetLinux().GetResources()},

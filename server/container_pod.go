@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/cri-server/cri-server/errdefs"
 )
 
@@ -62,4 +64,41 @@ func (s *Server) RemovePodContainers(ctx context.Context, podID string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pidNamespace is the PID namespace a new container joins: the pod's shared
+// one (POD), or the target container's (TARGET: the kubelet's ephemeral
+// debug containers, which must see the process they debug). "" means a
+// namespace of its own (CONTAINER) or, for NODE, the host's: the spec
+// reads the mode itself.
+func (s *Server) pidNamespace(cfg *runtime.ContainerConfig, pod *podInfo) (string, error) {
+	opt := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if opt == nil {
+		opt = pod.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	}
+	switch opt.GetPid() {
+	case runtime.NamespaceMode_POD:
+		return pod.PIDNS, nil
+	case runtime.NamespaceMode_TARGET:
+	default:
+		return "", nil
+	}
+	target := opt.GetTargetId()
+	if target == "" {
+		return "", errdefs.InvalidArgument("pid namespace mode TARGET needs target_id")
+	}
+	rec, _, err := s.ctrs.resolve(target)
+	if err != nil {
+		return "", fmt.Errorf("find target container: %w", err)
+	}
+	if rec.PodID != pod.ID {
+		return "", errdefs.InvalidArgument("target container %s is not in pod %s", target, pod.ID)
+	}
+	st := rec.Status
+	if st.State == runtime.ContainerState_CONTAINER_EXITED || st.Pid <= 0 {
+		return "", errdefs.FailedPrecondition("target container %s is not running", target)
+	}
+	// The path names the init's namespace; the executor opens it at
+	// create, so a target that exits meanwhile fails the create cleanly.
+	return fmt.Sprintf("/proc/%d/ns/pid", st.Pid), nil
 }

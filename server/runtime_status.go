@@ -29,7 +29,7 @@ func (s *Server) Status(ctx context.Context, r *runtime.StatusRequest) (*runtime
 				// Promised only once the containers and security issues
 				// implement them: the kubelet refuses pods that rely on a
 				// feature the handler does not claim.
-				RecursiveReadOnlyMounts: false,
+				RecursiveReadOnlyMounts: recursiveReadOnlySupported(),
 				UserNamespaces:          false,
 			},
 		}},

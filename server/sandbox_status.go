@@ -41,7 +41,7 @@ func (s *Server) PodSandboxStatus(ctx context.Context, r *runtime.PodSandboxStat
 }
 
 func podState(p *sandbox.Pod) runtime.PodSandboxState {
-	if p.State == sandbox.StateReady {
+	if p.State == sandbox.StateReady && !p.InitGone() {
 		return runtime.PodSandboxState_SANDBOX_READY
 	}
 	return runtime.PodSandboxState_SANDBOX_NOTREADY

@@ -58,8 +58,25 @@ func addMounts(s *specs.Spec, mounts []*runtime.Mount) error {
 		}
 		dst := filepath.Clean(m.ContainerPath)
 		replaceMount(s, specs.Mount{Destination: dst, Type: "bind", Source: m.HostPath, Options: opts})
+		setRootPropagation(s, prop)
 	}
 	return nil
+}
+
+// setRootPropagation makes the container's root as open as its most open
+// volume, as containerd does: a Bidirectional volume needs an rshared root
+// (else the executor's default rslave root cuts its link to the host), a
+// HostToContainer one at least rslave.
+func setRootPropagation(s *specs.Spec, prop string) {
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	switch {
+	case prop == "rshared":
+		s.Linux.RootfsPropagation = "rshared"
+	case prop == "rslave" && s.Linux.RootfsPropagation != "rshared":
+		s.Linux.RootfsPropagation = "rslave"
+	}
 }
 
 // replaceMount lets a kubelet mount shadow a default at the same destination

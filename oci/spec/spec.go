@@ -51,6 +51,7 @@ type Input struct {
 	Rootfs    string
 	// NetNS, IPCNS, UTSNS, PIDNS: pinned namespace paths of the pod; "" means
 	// a new namespace (host namespaces are taken from Sandbox's options).
+	// For PID mode TARGET, PIDNS is the target container's namespace.
 	NetNS, IPCNS, UTSNS, PIDNS                   string
 	HostnamePath, HostsPath, ResolvPath, ShmPath string
 	CgroupParent                                 string
@@ -203,7 +204,7 @@ func namespaces(in Input) []specs.LinuxNamespace {
 		switch {
 		case mode == runtime.NamespaceMode_NODE:
 			// Host namespace: no entry, the init stays in the daemon's.
-		case path != "" && (t != specs.PIDNamespace || mode == runtime.NamespaceMode_POD):
+		case path != "" && (t != specs.PIDNamespace || mode == runtime.NamespaceMode_POD || mode == runtime.NamespaceMode_TARGET):
 			ns = append(ns, specs.LinuxNamespace{Type: t, Path: path})
 		default:
 			ns = append(ns, specs.LinuxNamespace{Type: t})

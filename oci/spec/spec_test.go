@@ -213,6 +213,35 @@ func TestGenerate(t *testing.T) {
 				t.Errorf("pid ns %+v", s.Linux.Namespaces)
 			}
 		}},
+		{name: "target pid namespace joined", mod: func(in *Input) {
+			in.PIDNS = "/proc/42/ns/pid"
+			in.Config.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+				NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_TARGET, TargetId: "c0"}}}
+		}, check: func(t *testing.T, s *specs.Spec) {
+			if !slices.Contains(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/42/ns/pid"}) {
+				t.Errorf("pid ns %+v", s.Linux.Namespaces)
+			}
+		}},
+		{name: "container pid namespace is its own", mod: func(in *Input) {
+			in.PIDNS = "/run/ns/pid"
+			in.Config.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+				NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}}
+		}, check: func(t *testing.T, s *specs.Spec) {
+			if !slices.Contains(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace}) {
+				t.Errorf("pid ns %+v", s.Linux.Namespaces)
+			}
+		}},
+		{name: "host ipc has no ipc entry", mod: func(in *Input) {
+			in.IPCNS = ""
+			in.Config.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+				NamespaceOptions: &runtime.NamespaceOption{Ipc: runtime.NamespaceMode_NODE}}}
+		}, check: func(t *testing.T, s *specs.Spec) {
+			for _, n := range s.Linux.Namespaces {
+				if n.Type == specs.IPCNamespace {
+					t.Errorf("host ipc got an entry %+v", n)
+				}
+			}
+		}},
 		{name: "bind mounts and propagation", mod: func(in *Input) {
 			in.Config.Mounts = []*runtime.Mount{
 				{ContainerPath: "/a", HostPath: "/h/a"},
