@@ -338,6 +338,10 @@ func (m *v2Manager) readStats(r *StatsReader, s *Stats) error {
 				mem.PageFaults = v
 			case "pgmajfault":
 				mem.MajorPageFaults = v
+			case "file_mapped":
+				mem.MappedFile = v
+			case "kernel":
+				mem.KernelUsage = v
 			}
 		})
 	}
@@ -374,10 +378,23 @@ func (m *v2Manager) readFullV2(r *StatsReader, s *Stats) error {
 		return err
 	} else if ok {
 		eachKV(r.buf, func(k []byte, v uint64) {
-			if string(k) == "oom_kill" {
+			switch string(k) {
+			case "oom_kill":
 				s.Memory.OOMKills = v
+			case "max": // times usage hit memory.max: v1's failcnt
+				s.Memory.Failcnt = v
 			}
 		})
+	}
+	// memory.peak exists since Linux 5.19.
+	if s.Memory.MaxUsage, err = r.readUint(d, "memory.peak"); err != nil {
+		return err
+	}
+	if err := r.readProcs(d, s); err != nil {
+		return err
+	}
+	if err := r.readIoV2(d, s); err != nil {
+		return err
 	}
 	return r.readHugetlbV2(d, s)
 }
