@@ -22,7 +22,9 @@ import (
 // open/read/close; Close releases them. Not safe for concurrent use.
 type StatsReader struct {
 	// Full also reads what CRI stats do not need: cpu throttling, user and
-	// system time (v1), the pids limit, OOM kills and hugetlb.
+	// system time (v1), the pids limit, OOM kills, hugetlb, memory failcnt,
+	// peak and kernel usage, processes with their fds (stats_full.go) and
+	// block I/O.
 	Full bool
 	buf  []byte
 	path []byte
