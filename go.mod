@@ -50,3 +50,5 @@ require (
 	k8s.io/streaming v0.37.2 // indirect
 	k8s.io/utils v0.0.0-20260626114624-be93311217bd // indirect
 )
+
+replace k8s.io/cri-streaming => ./third_party/cri-streaming
