@@ -78,29 +78,40 @@ func mountCgroups(root int, dest, target string, o mountOpts, paths map[string]s
 		bound = append(bound, sub)
 	}
 	if batch {
-		attr := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC)
-		if o.flags&unix.MS_RDONLY != 0 {
-			attr |= unix.MOUNT_ATTR_RDONLY
-		}
-		err := unix.MountSetattr(-1, target, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attr})
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.ENOSYS) {
-			return fmt.Errorf("set cgroup mount attributes: %w", err)
-		}
-		// Before Linux 5.12: remount each bind.
-		for _, sub := range bound {
-			fl := unix.MS_BIND | unix.MS_REMOUNT | o.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
-			if err := unix.Mount("", sub, "", fl, ""); err != nil {
-				return fmt.Errorf("remount cgroup %s: %w", sub, err)
-			}
+		done, err := setCgroupBindAttrs(target, o.flags, bound)
+		if done || err != nil {
+			return err
 		}
 	}
 	if o.flags&unix.MS_RDONLY != 0 {
 		return unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755")
 	}
 	return nil
+}
+
+// setCgroupBindAttrs gives the tmpfs at target and the binds under it
+// their attributes in one recursive mount_setattr (done: nothing left to
+// do), or before Linux 5.12 remounts each bind (the caller still remounts
+// the tmpfs).
+func setCgroupBindAttrs(target string, flags uintptr, bound []string) (done bool, err error) {
+	attr := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC)
+	if flags&unix.MS_RDONLY != 0 {
+		attr |= unix.MOUNT_ATTR_RDONLY
+	}
+	err = unix.MountSetattr(-1, target, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attr})
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, unix.ENOSYS) {
+		return false, fmt.Errorf("set cgroup mount attributes: %w", err)
+	}
+	for _, sub := range bound {
+		fl := unix.MS_BIND | unix.MS_REMOUNT | flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+		if err := unix.Mount("", sub, "", fl, ""); err != nil {
+			return false, fmt.Errorf("remount cgroup %s: %w", sub, err)
+		}
+	}
+	return false, nil
 }
 
 func bindCgroup(src, dst string, flags uintptr) error {

@@ -29,33 +29,11 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, io IO
 // a relative root.path is resolved against it).
 func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *specs.Spec, stdio IO) (c *Container, retErr error) {
 	ph := phases{t0: time.Now()}
-	if err := validID(id); err != nil {
-		return nil, err
-	}
-	if err := validateSpec(spec); err != nil {
-		return nil, err
-	}
-	plan, err := planNamespaces(spec.Linux)
+	in, err := r.createInputs(id, bundle, spec)
 	if err != nil {
 		return nil, err
 	}
-	rootfs := spec.Root.Path
-	if !filepath.IsAbs(rootfs) {
-		rootfs = filepath.Join(bundle, rootfs)
-	}
-	if rootfs, err = filepath.Abs(rootfs); err != nil {
-		return nil, errdefs.InvalidArgument("root.path: %v", err)
-	}
-	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
-		return nil, errdefs.InvalidArgument("root.path %s: not a directory", rootfs)
-	}
-	var bpf []byte
-	var bpfFlags uint
-	if spec.Linux.Seccomp != nil {
-		if bpf, bpfFlags, err = seccomp.CompileCached(r.seccompCacheDir(), spec.Linux.Seccomp); err != nil {
-			return nil, err
-		}
-	}
+	plan, rootfs := in.plan, in.rootfs
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -101,7 +79,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	}
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
-		Seccomp: bpf, SeccompFlags: bpfFlags, CgroupPaths: mgr.Paths()}
+		Seccomp: in.bpf, SeccompFlags: in.bpfFlags, CgroupPaths: mgr.Paths()}
 	if plan.cloneFlags&unix.CLONE_NEWNS != 0 && hasCgroupMount(spec) {
 		// Read while the init starts up; cached by a long-lived parent.
 		if cfg.CgroupMounts, err = cgroupHierarchies(); err != nil {
@@ -134,6 +112,44 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	ph.mark(&ph.save)
 	r.log.Info("container created", append([]any{"container", id, "pid", pid}, ph.attrs()...)...)
 	return &Container{ID: id, Pid: pid, Console: console, cmd: cmd}, nil
+}
+
+// createInputs are what a create derives from its arguments before it
+// changes anything.
+type createInputs struct {
+	plan     *nsPlan
+	rootfs   string // absolute
+	bpf      []byte // compiled seccomp program, nil without one
+	bpfFlags uint
+}
+
+func (r *Runtime) createInputs(id, bundle string, spec *specs.Spec) (*createInputs, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	plan, err := planNamespaces(spec.Linux)
+	if err != nil {
+		return nil, err
+	}
+	in := &createInputs{plan: plan, rootfs: spec.Root.Path}
+	if !filepath.IsAbs(in.rootfs) {
+		in.rootfs = filepath.Join(bundle, in.rootfs)
+	}
+	if in.rootfs, err = filepath.Abs(in.rootfs); err != nil {
+		return nil, errdefs.InvalidArgument("root.path: %v", err)
+	}
+	if fi, err := os.Stat(in.rootfs); err != nil || !fi.IsDir() {
+		return nil, errdefs.InvalidArgument("root.path %s: not a directory", in.rootfs)
+	}
+	if spec.Linux.Seccomp != nil {
+		if in.bpf, in.bpfFlags, err = seccomp.CompileCached(r.seccompCacheDir(), spec.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
 }
 
 // startInit starts the init inside mgr's cgroup (see joinAtFork) with its
