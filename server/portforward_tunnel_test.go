@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -111,8 +112,25 @@ func TestPortForwardWithClientGo(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Error("ForwardPorts did not return after stop")
 			}
+			waitNoGoroutine(t, "portforward.(*httpStreamHandler).run")
 		})
 	}
+}
+
+// waitNoGoroutine fails unless, soon after the client went away, no
+// goroutine of the streaming server is still in fn: a session the server
+// never ends leaks its goroutines and the pod-side connections.
+func waitNoGoroutine(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for i := 0; i < 100; i++ {
+		n := goruntime.Stack(buf, true)
+		if !strings.Contains(string(buf[:n]), fn) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("a goroutine is still in %s after the client left", fn)
 }
 
 // echoVia sends one line to the local end of the forward and reads the
