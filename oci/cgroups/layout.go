@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -76,8 +77,13 @@ func DetectLayout() (Layout, error) {
 func parseLayout(r io.Reader) (Layout, error) {
 	l := Layout{V1: map[string]string{}}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 0, 4<<10), 1<<20)
 	for sc.Scan() {
+		// Most mounts are not cgroups: skip them before allocating
+		// (a busy node has hundreds, each container's rootfs and volumes).
+		if !bytes.Contains(sc.Bytes(), []byte(" - cgroup")) {
+			continue
+		}
 		fields := strings.Fields(sc.Text())
 		sep := -1
 		for i, f := range fields {
