@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks the executor beside runc: create+start+wait+delete of a busybox
 # container running /bin/true, N times (default 200) through each command
-# line ("oci run"/"runc run"), printing median and p95, the ratio, the peak
-# RSS of our command line and the Go start-up cost of the re-exec'd init.
+# line ("oci run"/"runc run", alternating), printing median and p95, the
+# ratio, the peak RSS of our command line, the executor's per-phase medians
+# (from its log) and the Go package-init cost of both of its processes.
 # Needs root, runc (apt) and busybox (apt). Usage: hack/bench-executor.sh [N]
 set -euo pipefail
 N=${1:-200}
@@ -13,9 +14,7 @@ CG=/cri-server-bench-$$
 # failed iteration could leave.
 trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
-TAGS=""
-[[ -d $REPO/oci/cgroups ]] || TAGS=""
-(cd "$REPO" && go build $TAGS -o "$WORK/cri-server" ./hack/executor-cli)
+(cd "$REPO" && go build -o "$WORK/cri-server" ./hack/executor-cli)
 
 # The rootfs: Debian's dynamic busybox and the libraries ldd names.
 B=$WORK/bundle; R=$B/rootfs
@@ -33,25 +32,34 @@ c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(p, "w"))
 PY
 
-# run_loop NAME CMD... : prints per-iteration milliseconds to $WORK/NAME.ms
+# run_one NAME I CMD... : times one run, appending milliseconds to $WORK/NAME.ms
+run_one() {
+  local name=$1 i=$2; shift 2
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" run -b "$B" "bench-$name-$$-$i" >/dev/null 2>&1 </dev/null || { echo "$name run $i failed"; "$@" run -b "$B" "bench-$name-$$-x$i" </dev/null || true; exit 1; }
+  t1=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000 )) >> "$WORK/$name.ms"
+}
+
+# run_loop NAME CMD... : N runs of one runtime
 run_loop() {
   local name=$1; shift
   : > "$WORK/$name.ms"
-  for i in $(seq 1 "$N"); do
-    local t0 t1
-    t0=$(date +%s%N)
-    "$@" run -b "$B" "bench-$name-$$-$i" >/dev/null 2>&1 </dev/null || { echo "$name run $i failed"; "$@" run -b "$B" "bench-$name-$$-x$i" </dev/null || true; exit 1; }
-    t1=$(date +%s%N)
-    echo $(( (t1 - t0) / 1000 )) >> "$WORK/$name.ms"
-  done
+  for i in $(seq 1 "$N"); do run_one "$name" "$i" "$@"; done
 }
 
 stats() { # prints "median p95" in ms
   sort -n "$1" | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; p=a[int(NR*0.95+0.5)]; printf "%.2f %.2f\n", m/1000, p/1000}'
 }
 
-run_loop cri-server "$WORK/cri-server" oci --root "$WORK/state"
-run_loop runc runc --root "$WORK/runc-state"
+# cri-server and runc alternate, so that both see the same load on a
+# shared machine.
+: > "$WORK/cri-server.ms"; : > "$WORK/runc.ms"
+for i in $(seq 1 "$N"); do
+  run_one cri-server "$i" "$WORK/cri-server" oci --root "$WORK/state"
+  run_one runc "$i" runc --root "$WORK/runc-state"
+done
 read -r om op < <(stats "$WORK/cri-server.ms")
 read -r rm rp < <(stats "$WORK/runc.ms")
 printf "%-12s median %7s ms  p95 %7s ms\n" cri-server "$om" "$op" runc "$rm" "$rp"
