@@ -15,7 +15,8 @@
 #   PODS=100 PARALLEL=50 MEM_STEPS=1,10,50 CTR_PODS=10 CONTAINERS=2 (defaults)
 #   RUNTIMES="cri-server"    to skip containerd; FLOOR=0 to skip the plugins
 # Each runtime gets its own bridge, subnet, IPAM dir and tmpfs state dir
-# (hack/lib-runtimes.sh); everything is removed at exit.
+# (hack/lib-runtimes.sh); everything is removed at exit but the daemons'
+# logs and raw figures, kept in _output/bench-cri/.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib-runtimes.sh"
 cd "$REPO_ROOT"
@@ -35,7 +36,11 @@ if ! curl -fs -o /dev/null --max-time 2 "http://$REGISTRY_ADDR/v2/"; then
   started=1
 fi
 runtimes_init
-trap 'runtimes_cleanup; ((started)) && hack/registry.sh stop' EXIT
+OUT=$REPO_ROOT/_output/bench-cri
+mkdir -p "$OUT"
+# The daemons' logs and cribench's raw figures outlive the temp dir.
+keep_logs() { cp "$RT_DIR"/*/*.log "$RT_DIR"/*.out "$OUT/" 2>/dev/null || true; }
+trap 'keep_logs; runtimes_cleanup; ((started)) && hack/registry.sh stop' EXIT
 hack/test-images.sh >/dev/null
 hack/build.sh >/dev/null
 go build -o "$RT_DIR/cribench" ./hack/cribench
@@ -52,6 +57,31 @@ collect() { # NAME FILE
   done <"$2"
 }
 declare -A unit
+
+# daemon_split LOG: from cri-server's own log ("pod ready" and "pod stopped"
+# lines), the plugins' ADD and DEL as run inside the daemon and the
+# daemon's own time around them, for the pods of the sequence phase
+# (cribench names them cribench-PID-2 .. -PODS+1; 1 is the warm-up) and of
+# the at-once phase: the plugins' time varies with the machine's load, so
+# this is the fairest "above the plugins" figure.
+daemon_split() {
+  awk -v seq_lo=2 -v seq_hi=$((PODS + 1)) -v par_hi=$((PODS + PARALLEL + 1)) '
+    function val(k,   i) { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2); return "" }
+    function phase(n,   s) { s = n; sub(/_.*/, "", s); sub(/.*-/, "", s); s += 0
+      return (s >= seq_lo && s <= seq_hi) ? "" : (s > seq_hi && s <= par_hi) ? "par_" : "x" }
+    function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j+1] = a[j]; a[j+1] = t }
+      return n ? a[int((n + 1) / 2)] : 0 }
+    /msg="pod ready"/ { p = phase(val("name")); ph[val("pod")] = p; if (p == "x") next
+      add[p, ++na[p]] = val("add_ms") + 0; self[p, na[p]] = val("total_ms") - val("add_ms") }
+    /msg="pod stopped"/ { p = ph[val("pod")]; if (p == "" && !(val("pod") in ph)) next; if (p == "x") next
+      del[p, ++nd[p]] = val("network_ms") + 0 }
+    END { split(", par_", ps, ","); for (k = 1; k <= 2; k++) { p = ps[k]; sub(/^ /, "", p)
+        delete a; for (i = 1; i <= na[p]; i++) a[i] = add[p, i]; printf "%srun_pod_plugins_add_median %.1f ms\n", p, med(a, na[p])
+        delete a; for (i = 1; i <= na[p]; i++) a[i] = self[p, i]; printf "%srun_pod_daemon_own_median %.1f ms\n", p, med(a, na[p])
+        delete a; for (i = 1; i <= nd[p]; i++) a[i] = del[p, i]; printf "%sstop_pod_plugins_del_median %.1f ms\n", p, med(a, nd[p]) } }
+  ' "$1"
+}
+
 for rt in $RUNTIMES; do
   case $rt in
     cri-server) criserver_start "$REPO_ROOT/_output/bin/cri-server"; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
@@ -62,6 +92,7 @@ for rt in $RUNTIMES; do
   "$RT_DIR/cribench" -socket "$sock" -runtime-pid "$pid" -owner-match "$RT_DIR/" \
     -pods "$PODS" -parallel "$PARALLEL" -mem-steps "$MEM_STEPS" \
     -ctr-pods "$CTR_PODS" -containers "$CONTAINERS" >"$RT_DIR/$rt.out"
+  [[ $rt == cri-server ]] && daemon_split "$RT_DIR/cri-server/cri-server.log" >>"$RT_DIR/$rt.out"
   collect "$rt" "$RT_DIR/$rt.out"
 done
 if ((FLOOR)); then

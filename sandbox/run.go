@@ -75,12 +75,16 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 		m.forget(id, name)
 	}()
 
+	t0 := time.Now()
 	if err := m.setupKernel(p, plan); err != nil {
 		return nil, err
 	}
-	if err := m.setupNetwork(ctx, e, p, cfg); err != nil {
+	tKernel := time.Since(t0)
+	tAdd, err := m.setupNetwork(ctx, e, p, cfg)
+	if err != nil {
 		return nil, err
 	}
+	tNet := time.Since(t0)
 	if err := applyInNetns(p.NetNS, plan.devSysctls); err != nil {
 		return nil, err
 	}
@@ -91,7 +95,8 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	if err := m.update(e, p); err != nil {
 		return nil, err
 	}
-	log.Info("pod ready", "ips", p.IPs, "hostNetwork", plan.hostNet)
+	log.Info("pod ready", "ips", p.IPs, "hostNetwork", plan.hostNet,
+		"kernel_ms", ms(tKernel), "network_ms", ms(tNet-tKernel), "add_ms", ms(tAdd), "total_ms", ms(time.Since(t0)))
 	return clonePod(p), nil
 }
 
@@ -119,9 +124,9 @@ func writePodFiles(p *Pod, cfg *runtime.PodSandboxConfig) error {
 
 // setupNetwork runs CNI ADD in the pod's netns. The attachment is recorded
 // (teardown registered) before ADD, since IPAM can allocate on a failed ADD.
-func (m *Manager) setupNetwork(ctx context.Context, e *entry, p *Pod, cfg *runtime.PodSandboxConfig) error {
+func (m *Manager) setupNetwork(ctx context.Context, e *entry, p *Pod, cfg *runtime.PodSandboxConfig) (time.Duration, error) {
 	if p.HostNetwork() {
-		return nil
+		return 0, nil
 	}
 	md := p.Metadata
 	a := &cni.Attachment{ID: p.ID, NetNS: p.NetNS, Namespace: md.Namespace, Name: md.Name, UID: md.Uid}
@@ -141,21 +146,22 @@ func (m *Manager) setupNetwork(ctx context.Context, e *entry, p *Pod, cfg *runti
 		})
 	}
 	if err := m.cni.Prepare(a); err != nil {
-		return errdefs.New(errdefs.ErrUnavailable, "network not ready: %v", err)
+		return 0, errdefs.New(errdefs.ErrUnavailable, "network not ready: %v", err)
 	}
 	p.Net, p.NetPending = a, true
 	// Teardown registered before ADD: IPAM can allocate on a failed ADD.
 	if err := m.update(e, p); err != nil {
-		return err
+		return 0, err
 	}
 	actx, cancel := context.WithTimeout(ctx, AddTimeout)
 	defer cancel()
+	t0 := time.Now()
 	res, err := m.cni.Add(actx, a)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	p.IPs, p.CNIResult = res.IPs, res.Raw
-	return nil
+	return time.Since(t0), nil
 }
 
 // forget drops an in-memory pod and its name.

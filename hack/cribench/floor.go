@@ -28,25 +28,31 @@ func runFloor(o options) error {
 	f := &floor{m: m}
 	defer f.cleanup()
 	ctx := context.Background()
-	if o.pods > 0 {
-		var add, del []time.Duration
-		for range o.pods {
-			a, err := f.attachment()
-			if err != nil {
+	if n := o.pods; n > 0 {
+		// The runtimes' shape: n pods up one after the other, then down
+		// one after the other, so that the plugins see as many pods' rules
+		// in iptables as they do under a runtime.
+		atts := make([]*cni.Attachment, n)
+		add, del := make([]time.Duration, n), make([]time.Duration, n)
+		for i := range atts {
+			if atts[i], err = f.attachment(); err != nil {
 				return err
 			}
 			t0 := time.Now()
-			if _, err := m.Add(ctx, a); err != nil {
+			if _, err := m.Add(ctx, atts[i]); err != nil {
 				return fmt.Errorf("ADD: %w", err)
 			}
-			t1 := time.Now()
+			add[i] = time.Since(t0)
+		}
+		for i, a := range atts {
+			t0 := time.Now()
 			if err := m.Del(ctx, a); err != nil {
 				return fmt.Errorf("DEL: %w", err)
 			}
-			add, del = append(add, t1.Sub(t0)), append(del, time.Since(t1))
-			f.cleanup()
+			del[i] = time.Since(t0)
 		}
-		fmt.Printf("seq_pods %d\n", o.pods)
+		f.cleanup()
+		fmt.Printf("seq_pods %d\n", n)
 		printQ("run_pod", add)
 		printQ("stop_pod", del)
 		printQ("stop_remove_pod", del)
@@ -85,6 +91,7 @@ func runFloor(o options) error {
 		fmt.Printf("par_run_total %.1f ms\n", ms(addTotal))
 		printQ("par_stop_remove_pod", del)
 		fmt.Printf("par_stop_remove_total %.1f ms\n", ms(delTotal))
+		f.cleanup()
 	}
 	return nil
 }
