@@ -130,6 +130,8 @@ if [[ -n ${res[containerd.run_pod_median]:-} ]]; then
   for s in ${MEM_STEPS//,/ }; do
     target "mem_pod_rss@$s" 'a <= c/4' "memory RSS per pod at $s pods <= 1/4 containerd"
     target "mem_pod_pss@$s" 'a <= c/4' "memory PSS per pod at $s pods <= 1/4 containerd"
+    target "mem_sharedpid_pod_rss@$s" 'a <= c/4' "memory RSS per shared-PID pod at $s pods <= 1/4 containerd"
+    target "mem_sharedpid_pod_pss@$s" 'a <= c/4' "memory PSS per shared-PID pod at $s pods <= 1/4 containerd"
   done
 fi
 if [[ -n ${res[cni-plugins.run_pod_median]:-} ]]; then

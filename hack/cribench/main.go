@@ -15,7 +15,8 @@
 //     total), then P stop+remove at the same time;
 //   - memory (-mem-steps): pods added up to each step, then the memory of
 //     every process the runtime started for them (shims, pause, reapers),
-//     RSS and PSS per pod, and the daemon's RSS growth per pod;
+//     RSS and PSS per pod, and the daemon's RSS growth per pod; once with
+//     the kubelet's default pods, once with a shared PID namespace;
 //   - containers (-ctr-pods M -containers C): M pods each with C containers
 //     running `sleep`: CreateContainer+StartContainer, memory per container
 //     and per pod, list latency, stop+remove of a pod with its containers.
@@ -136,7 +137,10 @@ func run(o options) error {
 		}
 	}
 	if len(o.memSteps) > 0 {
-		if err := b.memory(ctx); err != nil {
+		if err := b.memory(ctx, false); err != nil {
+			return err
+		}
+		if err := b.memory(ctx, true); err != nil {
 			return err
 		}
 	}
@@ -241,25 +245,37 @@ func (b *bench) startPods(ctx context.Context, n int, atOnce bool) ([]time.Durat
 }
 
 // memory adds pods up to each step and reports what the runtime's
-// processes for them cost per pod. The kubelet's default pod (a PID
-// namespace per container) is used, as in the other phases.
-func (b *bench) memory(ctx context.Context) error {
+// processes for them cost per pod: first the kubelet's default pod (a PID
+// namespace per container), then pods with shareProcessNamespace (a
+// shared PID namespace, which needs a reaping init).
+func (b *bench) memory(ctx context.Context, sharePID bool) error {
+	prefix := "mem_pod"
+	if sharePID {
+		prefix = "mem_sharedpid_pod"
+	}
 	time.Sleep(time.Second)
 	before := processes()
 	idle := rssKB(b.o.daemon)
 	for _, step := range b.o.memSteps {
-		if n := step - len(b.pods); n > 0 {
-			if _, err := b.startPods(ctx, n, false); err != nil {
-				return err
+		for len(b.pods) < step {
+			cfg := b.podConfig(false)
+			if sharePID {
+				cfg.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{
+					Network: runtime.NamespaceMode_POD, Pid: runtime.NamespaceMode_POD, Ipc: runtime.NamespaceMode_POD}
 			}
+			resp, err := b.rt.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
+			if err != nil {
+				return fmt.Errorf("run pod %s: %w", cfg.Metadata.Name, err)
+			}
+			b.pods = append(b.pods, resp.PodSandboxId)
 		}
 		time.Sleep(500 * time.Millisecond) // let new processes settle
 		u := b.usage(before, "")
 		n := float64(len(b.pods))
-		fmt.Printf("mem_pod_processes@%d %d\n", step, u.procs)
-		fmt.Printf("mem_pod_rss@%d %.2f MB\n", step, float64(u.rss)/1024/n)
-		fmt.Printf("mem_pod_pss@%d %.2f MB\n", step, float64(u.pss)/1024/n)
-		fmt.Printf("mem_pod_daemon_growth@%d %.2f MB\n", step, float64(max(rssKB(b.o.daemon)-idle, 0))/1024/n)
+		fmt.Printf("%s_processes@%d %d\n", prefix, step, u.procs)
+		fmt.Printf("%s_rss@%d %.3f MB\n", prefix, step, float64(u.rss)/1024/n)
+		fmt.Printf("%s_pss@%d %.3f MB\n", prefix, step, float64(u.pss)/1024/n)
+		fmt.Printf("%s_daemon_growth@%d %.2f MB\n", prefix, step, float64(max(rssKB(b.o.daemon)-idle, 0))/1024/n)
 	}
 	return b.removeAll(ctx)
 }
