@@ -23,7 +23,7 @@ cd "$REPO_ROOT"
 [[ $(id -u) == 0 ]] || { log "run as root"; exit 1; }
 PODS=${PODS:-100}
 PARALLEL=${PARALLEL:-50}
-MEM_STEPS=${MEM_STEPS:-1,10,50}
+MEM_STEPS=${MEM_STEPS-1,10,50} # empty: skip
 CTR_PODS=${CTR_PODS:-10}
 CONTAINERS=${CONTAINERS:-2}
 RUNTIMES=${RUNTIMES:-cri-server containerd}

@@ -58,6 +58,7 @@ func runFloor(o options) error {
 		printQ("stop_remove_pod", del)
 	}
 	if n := o.parallel; n > 0 {
+		settle()
 		atts := make([]*cni.Attachment, n)
 		for i := range atts {
 			if atts[i], err = f.attachment(); err != nil {
