@@ -135,8 +135,11 @@ func (f *fanout) send(typ byte, p []byte) {
 		select {
 		case c.out <- frame:
 		default:
+			// Too slow: its queue is dropped with it, and closing the
+			// connection unblocks a write the client is not reading.
 			delete(f.clients, c)
 			c.drop()
+			c.conn.Close()
 		}
 	}
 }
@@ -177,9 +180,9 @@ func (m *monitor) attach(c net.Conn, br *bufio.Reader, req Request, rep Reply) {
 	if rep.Exit != nil {
 		rep.Error = "container has exited"
 	}
-	if req.Stdin && !m.cfg.Stdin {
-		rep.Error = "container was not created with stdin"
-	}
+	// As in containerd, a client's input to a container created without
+	// stdin is dropped rather than refused: output still flows.
+	req.Stdin = req.Stdin && m.cfg.Stdin
 	if err := writeReply(c, rep); err != nil || rep.Error != "" {
 		return
 	}

@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -115,35 +116,59 @@ func TestAttachStdinStaysOpen(t *testing.T) {
 	readUntil(t, b, "got two\n")
 }
 
-func TestAttachRefused(t *testing.T) {
-	tests := []struct {
-		name  string
-		cfg   monitor.Config
-		stdin bool
-		exit  bool
-	}{
-		{name: "stdin without config.stdin", stdin: true},
-		{name: "exited container", cfg: monitor.Config{Stdin: true}, exit: true},
+func TestAttachToExitedRefused(t *testing.T) {
+	c := spawnWith(t, monitor.Config{Stdin: true}, "sleep", "100")
+	call(t, c, monitor.OpStart)
+	monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpKill, Signal: 9})
+	monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpWait})
+	if a, err := monitor.Attach(context.Background(), c.bundle, true); err == nil {
+		a.Close()
+		t.Error("attach succeeded")
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := spawnWith(t, tt.cfg, "sleep", "100")
-			call(t, c, monitor.OpStart)
-			if tt.exit {
-				monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpKill, Signal: 9})
-				monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpWait})
-			}
-			if a, err := monitor.Attach(context.Background(), c.bundle, tt.stdin); err == nil {
-				a.Close()
-				t.Error("attach succeeded")
-			}
-		})
-	}
+}
+
+// A client's input to a container without stdin is dropped; its output
+// still comes.
+func TestAttachStdinWithoutContainerStdin(t *testing.T) {
+	c := spawnWith(t, monitor.Config{}, "/bin/sh", "-c", "read l; echo read=$?; exec sleep 100")
+	// Attached before the start, so no output can come before.
+	a := attach(t, c, true)
+	call(t, c, monitor.OpStart)
+	mustWrite(t, monitor.WriteFrame(a, monitor.FrameStdin, []byte("x\n")))
+	readUntil(t, a, "read=1\n")
 }
 
 func mustWrite(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A client that does not read is dropped once its queue is full; the
+// container never waits for it and the log keeps every line.
+func TestAttachSlowClientLosesNoLogLine(t *testing.T) {
+	c := spawnWith(t, monitor.Config{}, "seq", "1", "200000")
+	a := attach(t, c, false) // never read
+	call(t, c, monitor.OpStart)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := monitor.Call(ctx, c.bundle, monitor.Request{Op: monitor.OpWait})
+	if err != nil || r.Exit == nil || r.Exit.Code != 0 {
+		t.Fatalf("wait: %v %+v", err, r)
+	}
+	lines := logLines(t, c.log)
+	if len(lines) != 200000 || lines[len(lines)-1] != "stdout F 200000" {
+		t.Errorf("log has %d lines, last %q", len(lines), lines[len(lines)-1])
+	}
+	// The dropped client reads what was queued, then the end.
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := monitor.ReadFrame(a.R, nil); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Error("dropped client's connection still open")
+			}
+			break
+		}
 	}
 }

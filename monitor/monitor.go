@@ -1,8 +1,8 @@
 // Package monitor owns the process that sits outside a container for its
 // whole life: the parent of the container's init (so it reaps it and gets
-// the real exit status), the holder of its stdio (pipes or pty master), the
-// writer of its CRI log, the detector of OOM kills, and the writer of its
-// exit record. It is cri-server re-executed (`cri-server monitor <bundle>`)
+// the real exit status), the holder of its stdio (pipes or pty master) and
+// so the point where attach clients join it (attach.go), the writer of its
+// CRI log, the detector of OOM kills, and the writer of its exit record. It is cri-server re-executed (`cri-server monitor <bundle>`)
 // in its own session, so killing the daemon, even with -9, stops nothing.
 // The daemon talks to it over a control socket in the bundle dir.
 package monitor

@@ -98,24 +98,27 @@ func (s *Server) execProcess(rec *containerRecord, c *container, cmd []string, t
 }
 
 // specProcess reads the process of the container's OCI spec once; the
-// process part of a spec never changes after create.
+// process part of a spec never changes after create. A failed read is not
+// kept: the next exec tries again.
 func (c *container) specProcess(bundle string) (*specs.Process, error) {
-	c.procOnce.Do(func() {
-		var sp specs.Spec
-		b, err := os.ReadFile(filepath.Join(bundle, monitor.SpecFile))
-		if err == nil {
-			err = json.Unmarshal(b, &sp)
-		}
-		if err == nil && sp.Process == nil {
-			err = errors.New("no process")
-		}
-		if err != nil {
-			c.procErr = fmt.Errorf("read container spec: %w", err)
-			return
-		}
-		c.proc = sp.Process
-	})
-	return c.proc, c.procErr
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	if c.proc != nil {
+		return c.proc, nil
+	}
+	var sp specs.Spec
+	b, err := os.ReadFile(filepath.Join(bundle, monitor.SpecFile))
+	if err == nil {
+		err = json.Unmarshal(b, &sp)
+	}
+	if err == nil && sp.Process == nil {
+		err = errors.New("no process")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read container spec: %w", err)
+	}
+	c.proc = sp.Process
+	return c.proc, nil
 }
 
 type execResult struct {

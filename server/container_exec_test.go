@@ -164,3 +164,43 @@ func TestExecSyncHasContainerRestrictions(t *testing.T) {
 		t.Errorf("mkdir under the seccomp profile: err %v, %+v", err, r)
 	}
 }
+
+// Probes of many containers run at once: concurrent execs each get their
+// own output and exit code.
+func TestExecSyncConcurrent(t *testing.T) {
+	e := newRealEnv(t)
+	ids := []string{e.run(nil, "sleep", "1000"), e.run(nil, "sleep", "1000")}
+	errs := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			want := fmt.Sprintf("n%d", i)
+			r, err := e.s.ExecSync(context.Background(), &runtime.ExecSyncRequest{ContainerId: ids[i%2],
+				Cmd: []string{"sh", "-c", "echo " + want + "; exit " + fmt.Sprint(i%3)}, Timeout: 20})
+			switch {
+			case err != nil:
+				errs <- err
+			case string(r.Stdout) != want+"\n" || r.ExitCode != int32(i%3):
+				errs <- fmt.Errorf("exec %d: stdout %q code %d", i, r.Stdout, r.ExitCode)
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// BenchmarkExecSync is an exec probe: `true` in a running container.
+func BenchmarkExecSync(b *testing.B) {
+	e := newRealEnv(b)
+	id := e.run(nil, "sleep", "1000")
+	req := &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}, Timeout: 10}
+	for b.Loop() {
+		if r, err := e.s.ExecSync(context.Background(), req); err != nil || r.ExitCode != 0 {
+			b.Fatal(err, r)
+		}
+	}
+}

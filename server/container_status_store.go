@@ -88,9 +88,8 @@ type container struct {
 	exited chan struct{} // closed when the state becomes EXITED
 
 	// The spec's process, read once for exec (container_exec.go).
-	procOnce sync.Once
-	proc     *specs.Process
-	procErr  error
+	procMu sync.Mutex
+	proc   *specs.Process
 }
 
 type containerStore struct {

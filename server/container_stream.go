@@ -26,9 +26,12 @@ func (cs containerStreamer) CheckStreamable(id string) error {
 }
 
 // ExecStream runs cmd in the container with the client's streams. The
-// process is killed when the client goes away (ctx ends), as containerd
-// does. A non-zero exit is returned as an ExitError, which the library
-// sends to the client as the command's exit code.
+// process is killed when the client goes away: ctx ends (as in
+// containerd), a write to the client fails, or, with a terminal, the
+// client's input ends (a hung-up terminal; the request context of a
+// hijacked connection is never canceled, so a session would otherwise
+// outlive its client). A non-zero exit is returned as an ExitError, which
+// the library sends to the client as the command's exit code.
 func (cs containerStreamer) ExecStream(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
 	s := cs.s
 	rec, c, err := s.runningContainer(id)
@@ -42,7 +45,9 @@ func (cs containerStreamer) ExecStream(ctx context.Context, id string, cmd []str
 	if err != nil {
 		return err
 	}
-	var sess streamSession
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sess := streamSession{clientGone: cancel}
 	defer sess.close()
 	var stdio oci.IO
 	if !tty {
@@ -93,10 +98,11 @@ func (e exitError) ExitStatus() int { return int(e) }
 // streamSession copies between a client's streams and a process's stdio
 // (pipes, or a pty master).
 type streamSession struct {
-	files   []*os.File // everything we close at the end
-	child   []*os.File // the process's ends, closed once it started
-	outputs []*os.File // read ends, drained after the exit
-	copies  sync.WaitGroup
+	clientGone func()     // ends the session: the process is killed
+	files      []*os.File // everything we close at the end
+	child      []*os.File // the process's ends, closed once it started
+	outputs    []*os.File // read ends, drained after the exit
+	copies     sync.WaitGroup
 }
 
 // pipes makes a pipe per stream the client asked for; a stream it did
@@ -139,7 +145,26 @@ func (ss *streamSession) copyOut(w io.Writer, r *os.File) {
 	ss.outputs = append(ss.outputs, r)
 	// Ends at EOF, at the drain deadline, or on a failed write to a client
 	// that left; a pty master reads EIO once the last slave is closed.
-	ss.copies.Go(func() { io.Copy(w, r) })
+	ss.copies.Go(func() {
+		cw := &checkedWriter{w: w}
+		io.Copy(cw, r)
+		if cw.failed {
+			ss.clientGone()
+		}
+	})
+}
+
+// checkedWriter says whether a write failed, as opposed to the read side
+// of an io.Copy.
+type checkedWriter struct {
+	w      io.Writer
+	failed bool
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.failed = c.failed || err != nil
+	return n, err
 }
 
 // started drops our copies of the process's ends, so EOF comes when the
@@ -166,7 +191,10 @@ func (ss *streamSession) console(master *os.File, in io.Reader, out io.Writer, r
 		ss.copyOut(out, con)
 	}
 	if in != nil {
-		go io.Copy(con, in)
+		go func() {
+			io.Copy(con, in)
+			ss.clientGone()
+		}()
 	}
 	if resize != nil {
 		go func() {

@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
+
+	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/errdefs"
 )
 
 // syncBuf is a WriteCloser the session writes to from its goroutines.
@@ -88,18 +92,48 @@ func TestExecStream(t *testing.T) {
 	}
 }
 
-// A client that goes away (ctx ends) kills its exec.
+// failWriter is a client that went away.
+type failWriter struct{}
+
+func (failWriter) Write(p []byte) (int, error) { return 0, errors.New("connection reset") }
+func (failWriter) Close() error                { return nil }
+
+// A client that goes away kills its exec: its context ends, a write to it
+// fails, or its terminal's input ends.
 func TestExecStreamClientGoneKills(t *testing.T) {
 	e := newRealEnv(t)
 	id := e.run(nil, "sleep", "1000")
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	err := containerStreamer{e.s}.ExecStream(ctx, id, []string{"sleep", "4325"}, nil, &syncBuf{}, nil, false, nil)
-	if err == nil {
-		t.Error("exec of a killed process succeeded")
+	tests := []struct {
+		name    string
+		cmd     []string
+		ctxWait time.Duration
+		in      io.Reader
+		out     io.WriteCloser
+		tty     bool
+	}{
+		{name: "context ends", cmd: []string{"sleep", "4325"}, ctxWait: 500 * time.Millisecond, out: &syncBuf{}},
+		{name: "write fails", cmd: []string{"yes"}, out: failWriter{}},
+		{name: "terminal input ends", cmd: []string{"sleep", "4326"}, in: strings.NewReader(""), out: &syncBuf{}, tty: true},
 	}
-	if ps := e.pidnsProcs(id); len(ps) != 1 {
-		t.Errorf("processes left in the container: %v", ps)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			if tt.ctxWait > 0 {
+				ctx, cancel = context.WithTimeout(context.Background(), tt.ctxWait)
+			}
+			defer cancel()
+			t0 := time.Now()
+			err := containerStreamer{e.s}.ExecStream(ctx, id, tt.cmd, tt.in, tt.out, nil, tt.tty, nil)
+			if err == nil {
+				t.Error("exec of a killed process succeeded")
+			}
+			if d := time.Since(t0); d > 5*time.Second {
+				t.Errorf("returned after %v", d)
+			}
+			if ps := e.pidnsProcs(id); len(ps) != 1 {
+				t.Errorf("processes left in the container: %v", ps)
+			}
+		})
 	}
 }
 
@@ -162,5 +196,59 @@ func TestAttachStream(t *testing.T) {
 	b, _ := os.ReadFile(st.LogPath)
 	if !strings.Contains(string(b), "stdout F got one") || !strings.Contains(string(b), "stderr F bye") {
 		t.Errorf("log lost lines while attached:\n%s", b)
+	}
+}
+
+// Exec and Attach check the request and the container before they hand
+// out a URL.
+func TestExecAttachRequestErrors(t *testing.T) {
+	e := newEnv(t)
+	e.s.streamer = containerStreamer{e.s}
+	stop, err := e.s.startStreaming(config.Streaming{Address: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	created := e.create(t, "pod1", "created", nil, "sleep", "100")
+	running := e.create(t, "pod1", "running", nil, "sleep", "100")
+	e.startC(t, running)
+	tests := []struct {
+		name string
+		exec *runtime.ExecRequest
+		att  *runtime.AttachRequest
+		code codes.Code
+	}{
+		{name: "exec", exec: &runtime.ExecRequest{ContainerId: running, Cmd: []string{"true"}, Stdout: true}, code: codes.OK},
+		{name: "exec unknown container", exec: &runtime.ExecRequest{ContainerId: "nosuch", Cmd: []string{"true"}, Stdout: true}, code: codes.NotFound},
+		{name: "exec not running", exec: &runtime.ExecRequest{ContainerId: created, Cmd: []string{"true"}, Stdout: true}, code: codes.FailedPrecondition},
+		{name: "exec empty cmd", exec: &runtime.ExecRequest{ContainerId: running, Stdout: true}, code: codes.InvalidArgument},
+		{name: "exec tty with stderr", exec: &runtime.ExecRequest{ContainerId: running, Cmd: []string{"sh"}, Tty: true, Stdout: true, Stderr: true}, code: codes.InvalidArgument},
+		{name: "exec no stream", exec: &runtime.ExecRequest{ContainerId: running, Cmd: []string{"true"}}, code: codes.InvalidArgument},
+		{name: "attach", att: &runtime.AttachRequest{ContainerId: running, Stdout: true}, code: codes.OK},
+		{name: "attach unknown container", att: &runtime.AttachRequest{ContainerId: "nosuch", Stdout: true}, code: codes.NotFound},
+		{name: "attach not running", att: &runtime.AttachRequest{ContainerId: created, Stdout: true}, code: codes.FailedPrecondition},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var url string
+			var err error
+			if tt.exec != nil {
+				var r *runtime.ExecResponse
+				if r, err = e.s.Exec(context.Background(), tt.exec); err == nil {
+					url = r.Url
+				}
+			} else {
+				var r *runtime.AttachResponse
+				if r, err = e.s.Attach(context.Background(), tt.att); err == nil {
+					url = r.Url
+				}
+			}
+			if got := errdefs.Code(err); got != tt.code {
+				t.Fatalf("code %v, want %v (%v)", got, tt.code, err)
+			}
+			if err == nil && !strings.HasPrefix(url, "http://127.0.0.1:") {
+				t.Errorf("url %q", url)
+			}
+		})
 	}
 }

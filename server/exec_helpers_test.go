@@ -30,7 +30,7 @@ import (
 // by the test itself (it is their parent, in place of a monitor): what
 // exec and attach need is a running container and its record.
 type realEnv struct {
-	t   *testing.T
+	t   testing.TB
 	s   *Server
 	rt  *oci.Runtime
 	dir string
@@ -38,7 +38,7 @@ type realEnv struct {
 	ctr map[string]*oci.Container
 }
 
-func newRealEnv(t *testing.T) *realEnv {
+func newRealEnv(t testing.TB) *realEnv {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: containers create namespaces, mounts and cgroups")
@@ -106,7 +106,7 @@ func (e *realEnv) rootfs() string {
 	return root
 }
 
-func mustDo(t *testing.T, err error) {
+func mustDo(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

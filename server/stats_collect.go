@@ -44,6 +44,8 @@ type statsCollector struct {
 	cgroups map[string]cgroups.Manager
 	cpu     map[string]cpuSample
 	layers  map[string]layerSample
+	// devNames caches block device names by major<<32|minor.
+	devNames map[uint64]string
 	// layerUsage walks a container's upper dir; nil reports no layer.
 	layerUsage func(id string) (imagesvc.Usage, error)
 	// newCgroup builds a manager for a cgroupsPath (a seam for tests).
@@ -62,6 +64,9 @@ type layerSample struct {
 	at time.Time
 	u  imagesvc.Usage
 	ok bool
+	// fs is the filesystem holding the layer (statfs at the same time).
+	fs   fsInfo
+	fsOK bool
 }
 
 // init makes the maps on first use, so a Server built by hand in tests
@@ -75,6 +80,7 @@ func (c *statsCollector) initLocked() {
 	c.cgroups = map[string]cgroups.Manager{}
 	c.cpu = map[string]cpuSample{}
 	c.layers = map[string]layerSample{}
+	c.devNames = map[uint64]string{}
 	if c.newCgroup == nil {
 		c.newCgroup = func(p string) (cgroups.Manager, error) { return cgroups.New(p) }
 	}
@@ -205,21 +211,31 @@ func (c *statsCollector) nanoCoresLocked(id string, usage uint64, at time.Time) 
 // layerLocked is the container's writable layer usage, walked at most
 // once per layerTTL. Preconditions: c.mu held.
 func (c *statsCollector) layerLocked(id string, now time.Time) *runtime.FilesystemUsage {
-	if c.layerUsage == nil {
-		return nil
-	}
-	l, ok := c.layers[id]
-	if !ok || now.Sub(l.at) >= layerTTL {
-		u, err := c.layerUsage(id)
-		l = layerSample{at: now, u: u, ok: err == nil}
-		c.layers[id] = l
-	}
+	l := c.layerSampleLocked(id, now)
 	if !l.ok {
 		return nil
 	}
 	return &runtime.FilesystemUsage{Timestamp: l.at.UnixNano(),
 		FsId:      &runtime.FilesystemIdentifier{Mountpoint: l.u.Mountpoint},
 		UsedBytes: &runtime.UInt64Value{Value: l.u.Bytes}, InodesUsed: &runtime.UInt64Value{Value: l.u.Inodes}}
+}
+
+// layerSampleLocked walks the layer (and statfs its filesystem) at most
+// once per layerTTL. Preconditions: c.mu held.
+func (c *statsCollector) layerSampleLocked(id string, now time.Time) layerSample {
+	if c.layerUsage == nil {
+		return layerSample{}
+	}
+	l, ok := c.layers[id]
+	if !ok || now.Sub(l.at) >= layerTTL {
+		u, err := c.layerUsage(id)
+		l = layerSample{at: now, u: u, ok: err == nil}
+		if l.ok {
+			l.fs, l.fsOK = c.statFsLocked(u.Mountpoint)
+		}
+		c.layers[id] = l
+	}
+	return l
 }
 
 // sweepLocked forgets what it keeps for containers and pods that are gone.

@@ -8,6 +8,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/oci/cgroups"
+	"github.com/cri-server/cri-server/sandbox"
 )
 
 // The metric RPCs serve the kubelet when it takes container metrics from
@@ -55,8 +56,27 @@ var metricDefs = []metricDef{
 	{"container_spec_memory_limit_bytes", "Memory limit for the container.", gauge, nil},
 	{"container_threads", "Number of threads running inside the container.", gauge, nil},
 	{"container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero.", gauge, nil},
-	{"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", gauge, nil},
-	{"container_fs_inodes_total", "Number of inodes used by the container on this filesystem.", gauge, nil},
+	{"container_memory_failcnt", "Number of memory usage hits limits.", counter, nil},
+	{"container_memory_kernel_usage", "Size of kernel memory allocated in bytes.", gauge, nil},
+	{"container_memory_mapped_file", "Size of memory mapped files in bytes.", gauge, nil},
+	{"container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes.", gauge, nil},
+	{"container_processes", "Number of processes running inside the container.", gauge, nil},
+	{"container_file_descriptors", "Number of open file descriptors for the container.", gauge, nil},
+	{"container_sockets", "Number of open sockets for the container.", gauge, nil},
+	{"container_spec_cpu_period", "CPU period of the container.", gauge, nil},
+	{"container_spec_cpu_quota", "CPU quota of the container.", gauge, nil},
+	{"container_spec_cpu_shares", "CPU share of the container.", gauge, nil},
+	{"container_spec_memory_swap_limit_bytes", "Memory swap limit for the container.", gauge, nil},
+	{"container_start_time_seconds", "Start time of the container since unix epoch in seconds.", gauge, nil},
+	{"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", gauge, []string{"device"}},
+	{"container_fs_inodes_total", "Number of Inodes.", gauge, []string{"device"}},
+	{"container_fs_inodes_free", "Number of available Inodes.", gauge, []string{"device"}},
+	{"container_fs_limit_bytes", "Number of bytes that can be consumed by the container on this filesystem.", gauge, []string{"device"}},
+	{"container_blkio_device_usage_total", "Blkio Device bytes usage.", counter, []string{"device", "major", "minor", "operation"}},
+	{"container_fs_reads_bytes_total", "Cumulative count of bytes read.", counter, []string{"device"}},
+	{"container_fs_reads_total", "Cumulative count of reads completed.", counter, []string{"device"}},
+	{"container_fs_writes_bytes_total", "Cumulative count of bytes written.", counter, []string{"device"}},
+	{"container_fs_writes_total", "Cumulative count of writes completed.", counter, []string{"device"}},
 	{"container_last_seen", "Last time a container was seen by the exporter.", gauge, nil},
 	{"container_network_receive_bytes_total", "Cumulative count of bytes received.", counter, []string{"interface"}},
 	{"container_network_receive_packets_total", "Cumulative count of packets received.", counter, []string{"interface"}},
@@ -109,7 +129,11 @@ func (s *Server) StreamPodSandboxMetrics(r *runtime.StreamPodSandboxMetricsReque
 }
 
 func (s *Server) podMetrics() []*runtime.PodSandboxMetrics {
-	samples := s.readPods(s.podStatsTargets(nil), true)
+	return s.podMetricsOf(s.podStatsTargets(nil))
+}
+
+func (s *Server) podMetricsOf(pods []*sandbox.Pod) []*runtime.PodSandboxMetrics {
+	samples := s.readPods(pods, true)
 	now := time.Now()
 	c := &s.stats
 	c.mu.Lock()
@@ -149,6 +173,8 @@ func (c *statsCollector) podMetricsLocked(smp *podSample, now time.Time) *runtim
 		st = sumContainers(smp.ctrs, now)
 	}
 	cgroupMetrics(podSink, st)
+	c.fullCgroupMetricsLocked(podSink, st)
+	podSink.add("container_start_time_seconds", uint64(max(p.CreatedAt, 0)/int64(time.Second)))
 	if smp.net != nil {
 		for _, it := range smp.net.Interfaces {
 			podSink.add("container_network_receive_bytes_total", it.RxBytes, it.Name)
@@ -170,10 +196,10 @@ func (c *statsCollector) podMetricsLocked(smp *podSample, now time.Time) *runtim
 		rec := cs.rec
 		sink := &metricSink{base: []string{rec.Metadata.GetName(), rec.ID, rec.Image.GetImage(), rec.ID, ns, name}}
 		cgroupMetrics(sink, cs.st)
-		if l := c.layerLocked(rec.ID, now); l != nil {
-			sink.add("container_fs_usage_bytes", l.UsedBytes.GetValue())
-			sink.add("container_fs_inodes_total", l.InodesUsed.GetValue())
-		}
+		c.fullCgroupMetricsLocked(sink, cs.st)
+		specMetrics(sink, rec.Status.Resources)
+		sink.add("container_start_time_seconds", uint64(max(startTime(&rec.Status).Unix(), 0)))
+		c.layerMetricsLocked(sink, rec.ID, now)
 		sink.add("container_last_seen", uint64(now.Unix()))
 		pm.ContainerMetrics = append(pm.ContainerMetrics, &runtime.ContainerMetrics{ContainerId: rec.ID, Metrics: sink.out})
 	}

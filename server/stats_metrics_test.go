@@ -2,12 +2,16 @@ package server
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-server/cri-server/imagesvc"
 	"github.com/cri-server/cri-server/netdev"
 	"github.com/cri-server/cri-server/oci/cgroups"
 	"github.com/cri-server/cri-server/sandbox"
@@ -137,6 +141,152 @@ func TestContainerStateGauges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got[tc.name] != tc.want {
 				t.Fatalf("%s = %v, want %v (all: %v)", tc.name, got[tc.name], tc.want, got)
+			}
+		})
+	}
+}
+
+// The series critest's metric spec checks, from a real cgroup: a container
+// given critest's resources (64 MiB, period 100000, quota 20000) reports
+// them; two processes holding a socket pair report 2 processes and 4
+// sockets; the layer's filesystem reports its statfs capacity.
+func TestContainerMetricsFromCgroup(t *testing.T) {
+	e := newStatsEnv(t)
+	layers := t.TempDir()
+	e.s.stats.layerUsage = func(id string) (imagesvc.Usage, error) {
+		return imagesvc.Usage{Mountpoint: layers, Bytes: 4096, Inodes: 2}, nil
+	}
+	before := time.Now().Add(-time.Second)
+	res := &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 20000, CpuShares: 512,
+		MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20}
+	r, err := e.s.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: "pod1",
+		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "sock"}, Image: &runtime.ImageSpec{Image: "busybox"},
+			// Forks after a second: by then the test has moved it into its cgroup.
+			Command: []string{"/usr/bin/perl", "-MSocket", "-e", "socketpair(A, B, AF_UNIX, SOCK_STREAM, 0) or die; sleep 1; fork; sleep 100"},
+			LogPath: "sock.log", Linux: &runtime.LinuxContainerConfig{Resources: res}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.ContainerId
+	limit := int64(64 << 20)
+	e.inCgroup(t, id, &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}})
+
+	pod1 := &sandbox.Pod{ID: "pod1", State: sandbox.StateReady, CreatedAt: before.UnixNano(),
+		Metadata: &runtime.PodSandboxMetadata{Name: "web", Namespace: "shop"}}
+	var ctr map[string]map[string]uint64
+	var pod map[string]map[string]uint64
+	labels := "sock|" + id + "|busybox|" + id + "|shop|web|"
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		// The test env has pods without a sandbox manager: pod1 is given.
+		for _, pm := range e.s.podMetricsOf([]*sandbox.Pod{pod1}) {
+			if pm.PodSandboxId != "pod1" || len(pm.ContainerMetrics) != 1 {
+				continue
+			}
+			pod = checkMetrics(t, pm.Metrics)
+			ctr = checkMetrics(t, pm.ContainerMetrics[0].Metrics)
+		}
+		if ctr == nil {
+			t.Fatal("no metrics of pod1's container")
+		}
+		if findSeries(ctr, "container_processes", labels) == 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(layers, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, metric string
+		want         uint64
+	}{
+		{name: "processes", metric: "container_processes", want: 2},
+		{name: "sockets", metric: "container_sockets", want: 4},
+		{name: "cpu period", metric: "container_spec_cpu_period", want: 100000},
+		{name: "cpu quota", metric: "container_spec_cpu_quota", want: 20000},
+		{name: "cpu shares", metric: "container_spec_cpu_shares", want: 512},
+		{name: "memory limit from the cgroup", metric: "container_spec_memory_limit_bytes", want: 64 << 20},
+		{name: "memory+swap limit", metric: "container_spec_memory_swap_limit_bytes", want: 64 << 20},
+		{name: "fs capacity", metric: "container_fs_limit_bytes", want: sfs.Blocks * uint64(sfs.Bsize)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := findSeries(ctr, tc.metric, labels); got != tc.want {
+				t.Fatalf("%s = %d, want %d (series %v)", tc.metric, got, tc.want, ctr[tc.metric])
+			}
+		})
+	}
+	if fds := findSeries(ctr, "container_file_descriptors", labels); fds < 2*(3+2) {
+		t.Errorf("file descriptors %d, want at least stdio and the pair in both processes", fds)
+	}
+	started := findSeries(ctr, "container_start_time_seconds", labels)
+	if started < uint64(before.Unix()) || started > uint64(time.Now().Unix()) {
+		t.Errorf("start time %d, want between %d and now", started, before.Unix())
+	}
+	usage, peak := findSeries(ctr, "container_memory_usage_bytes", labels), findSeries(ctr, "container_memory_max_usage_bytes", labels)
+	if usage == 0 || peak < usage {
+		t.Errorf("memory usage %d, max usage %d: want max >= usage > 0", usage, peak)
+	}
+	if got := findSeries(pod, "container_start_time_seconds", "|pod1|"); got != uint64(before.Unix()) {
+		t.Errorf("pod start time %d, want its creation %d", got, before.Unix())
+	}
+	if got := findSeries(pod, "container_sockets", "|pod1|"); got != 4 {
+		t.Errorf("pod sockets %d, want its container's 4", got)
+	}
+}
+
+// findSeries returns the value of the one series of metric whose label
+// values start with prefix (extra labels such as device vary by host).
+func findSeries(series map[string]map[string]uint64, metric, prefix string) uint64 {
+	for k, v := range series[metric] {
+		if strings.HasPrefix(k, prefix) {
+			return v
+		}
+	}
+	return 0
+}
+
+// The names critest v1.37 expects (cAdvisor's, as the kubelet serves them
+// with CRI-O), less the ones it lists as unimplemented by every runtime.
+func TestMetricDescriptorsCoverCadvisor(t *testing.T) {
+	r, err := (&Server{}).ListMetricDescriptors(context.Background(), &runtime.ListMetricDescriptorsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*runtime.MetricDescriptor{}
+	for _, d := range r.Descriptors {
+		got[d.Name] = d
+	}
+	for _, tc := range []struct{ name, extra string }{
+		{"container_blkio_device_usage_total", "device,major,minor,operation"},
+		{"container_cpu_usage_seconds_total", "cpu"},
+		{"container_file_descriptors", ""},
+		{"container_fs_inodes_free", "device"},
+		{"container_fs_limit_bytes", "device"},
+		{"container_fs_reads_bytes_total", "device"},
+		{"container_fs_usage_bytes", "device"},
+		{"container_fs_writes_total", "device"},
+		{"container_memory_failcnt", ""},
+		{"container_memory_kernel_usage", ""},
+		{"container_memory_mapped_file", ""},
+		{"container_memory_max_usage_bytes", ""},
+		{"container_processes", ""},
+		{"container_sockets", ""},
+		{"container_spec_cpu_period", ""},
+		{"container_spec_cpu_shares", ""},
+		{"container_spec_memory_swap_limit_bytes", ""},
+		{"container_start_time_seconds", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, ok := got[tc.name]
+			if !ok {
+				t.Fatal("no descriptor")
+			}
+			want := strings.Join(metricLabelKeys, ",")
+			if tc.extra != "" {
+				want += "," + tc.extra
+			}
+			if d.Help == "" || strings.Join(d.LabelKeys, ",") != want {
+				t.Fatalf("help %q keys %v, want keys %s", d.Help, d.LabelKeys, want)
 			}
 		})
 	}

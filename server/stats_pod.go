@@ -246,7 +246,13 @@ func sumContainers(ctrs []ctrSample, now time.Time) *cgroups.Stats {
 		m.PageFaults += o.PageFaults
 		m.MajorPageFaults += o.MajorPageFaults
 		m.SwapUsage += o.SwapUsage
+		m.MappedFile += o.MappedFile
+		m.KernelUsage += o.KernelUsage
+		m.Failcnt += o.Failcnt
 		sum.Pids.Current += cs.st.Pids.Current
+		sum.Procs.Processes += cs.st.Procs.Processes
+		sum.Procs.FDs += cs.st.Procs.FDs
+		sum.Procs.Sockets += cs.st.Procs.Sockets
 	}
 	return sum
 }

@@ -93,6 +93,9 @@ func (s *Server) Exec(ctx context.Context, r *runtime.ExecRequest) (*runtime.Exe
 	if s.streamer == nil {
 		return nil, errdefs.Unimplemented("Exec: containers are not wired to the streaming server yet")
 	}
+	if len(r.GetCmd()) == 0 {
+		return nil, errdefs.InvalidArgument("exec: cmd is empty")
+	}
 	if err := s.streamer.CheckStreamable(r.GetContainerId()); err != nil {
 		return nil, err
 	}

@@ -123,6 +123,9 @@ type Stats struct {
 	Pids      PidsStats
 	// Hugetlb is keyed by page size as the spec writes it ("2MB", "1GB").
 	Hugetlb map[string]HugetlbStats
+	// Read with StatsReader.Full only (stats_full.go).
+	Procs ProcsStats
+	Blkio []BlkioDevice
 }
 
 // CPUStats are cumulative since the cgroup was created.
@@ -150,6 +153,10 @@ type MemoryStats struct {
 	SwapUsage       uint64
 	SwapLimit       uint64
 	OOMKills        uint64
+	MappedFile      uint64 // v1 total_mapped_file, v2 file_mapped
+	KernelUsage     uint64 // v1 memory.kmem.usage_in_bytes, v2 memory.stat kernel (Full)
+	MaxUsage        uint64 // v1 memory.max_usage_in_bytes, v2 memory.peak (Full)
+	Failcnt         uint64 // v1 memory.failcnt, v2 memory.events max (Full)
 }
 
 // PidsStats: Current counts tasks (threads); Limit 0 is unlimited.

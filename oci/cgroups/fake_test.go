@@ -7,6 +7,7 @@ import (
 	"github.com/cri-server/cri-server/errdefs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,7 @@ func TestV2OOMEventsFromMemoryEvents(t *testing.T) {
 const v2MemoryStat = `anon 1048576
 file 4194304
 kernel 65536
+file_mapped 8192
 inactive_file 3145728
 active_file 1048576
 pgfault 1234
@@ -181,6 +183,8 @@ total_rss 1048576
 total_inactive_file 3145728
 total_pgfault 1234
 total_pgmajfault 5
+mapped_file 4096
+total_mapped_file 8192
 hierarchical_memory_limit 67108864
 hierarchical_memsw_limit 100663296
 `
@@ -193,7 +197,9 @@ func TestStatsFromFixtures(t *testing.T) {
 		"c/memory.max":          "67108864\n",
 		"c/memory.swap.current": "4096\n",
 		"c/memory.swap.max":     "max\n",
-		"c/memory.events":       "oom 2\noom_kill 1\n",
+		"c/memory.events":       "low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\n",
+		"c/memory.peak":         "9437184\n",
+		"c/io.stat":             "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=0 wbytes=512 rios=0 wios=1 dbytes=0 dios=0\n",
 		"c/pids.current":        "3\n",
 		"c/pids.max":            "max\n",
 	})
@@ -206,13 +212,21 @@ func TestStatsFromFixtures(t *testing.T) {
 		"memory/c/memory.memsw.usage_in_bytes": "5246976\n",
 		"memory/c/memory.stat":                 v1MemoryStat,
 		"memory/c/memory.oom_control":          "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
-		"pids/c/pids.current":                  "3\n",
-		"pids/c/pids.max":                      "max\n",
+		"memory/c/memory.failcnt":              "7\n",
+		"memory/c/memory.max_usage_in_bytes":   "9437184\n",
+		"memory/c/memory.kmem.usage_in_bytes":  "65536\n",
+		// No bfq data (device on another scheduler): the throttle files count.
+		"blkio/c/blkio.bfq.io_service_bytes_recursive":      "Total 0\n",
+		"blkio/c/blkio.throttle.io_service_bytes_recursive": "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 12288\n8:0 Async 0\n8:0 Discard 0\n8:0 Total 12288\n253:1 Read 0\n253:1 Write 512\nTotal 12800\n",
+		"blkio/c/blkio.throttle.io_serviced_recursive":      "8:0 Read 1\n8:0 Write 2\n8:0 Total 3\n253:1 Write 1\nTotal 4\n",
+		"pids/c/pids.current":                               "3\n",
+		"pids/c/pids.max":                                   "max\n",
 	})
 	want := Stats{
 		CPU: CPUStats{UsageNanos: 1500000, UserNanos: 1000000, SystemNanos: 500000, Periods: 10, ThrottledPeriods: 2, ThrottledNanos: 30000},
 		Memory: MemoryStats{Usage: 5242880, WorkingSet: 5242880 - 3145728, RSS: 1048576, Cache: 4194304, InactiveFile: 3145728,
-			PageFaults: 1234, MajorPageFaults: 5, Limit: 67108864, Available: 67108864 - (5242880 - 3145728), SwapUsage: 4096, OOMKills: 1},
+			PageFaults: 1234, MajorPageFaults: 5, Limit: 67108864, Available: 67108864 - (5242880 - 3145728), SwapUsage: 4096, OOMKills: 1,
+			MappedFile: 8192, KernelUsage: 65536, MaxUsage: 9437184, Failcnt: 7},
 		Pids: PidsStats{Current: 3},
 	}
 	tests := []struct {
@@ -223,7 +237,8 @@ func TestStatsFromFixtures(t *testing.T) {
 		{name: "v2", layout: Layout{Mode: ModeV2, Unified: v2}},
 		{name: "v1", layout: Layout{Mode: ModeV1, V1: map[string]string{
 			"cpu": filepath.Join(v1, "cpu"), "cpuacct": filepath.Join(v1, "cpuacct"),
-			"memory": filepath.Join(v1, "memory"), "pids": filepath.Join(v1, "pids")}}, swapLimit: 100663296 - 67108864},
+			"memory": filepath.Join(v1, "memory"), "pids": filepath.Join(v1, "pids"),
+			"blkio": filepath.Join(v1, "blkio")}}, swapLimit: 100663296 - 67108864},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,6 +255,11 @@ func TestStatsFromFixtures(t *testing.T) {
 			st.Timestamp, st.Hugetlb = time.Time{}, nil
 			if st.CPU != w.CPU || st.Memory != w.Memory || st.Pids != w.Pids {
 				t.Fatalf("stats\n got %+v\nwant %+v", *st, w)
+			}
+			wantIO := []BlkioDevice{{Major: 8, Minor: 0, ReadBytes: 4096, WriteBytes: 8192, Reads: 1, Writes: 2},
+				{Major: 253, Minor: 1, WriteBytes: 512, Writes: 1}}
+			if !slices.Equal(st.Blkio, wantIO) {
+				t.Fatalf("blkio\n got %+v\nwant %+v", st.Blkio, wantIO)
 			}
 		})
 	}

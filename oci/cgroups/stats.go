@@ -22,7 +22,9 @@ import (
 // open/read/close; Close releases them. Not safe for concurrent use.
 type StatsReader struct {
 	// Full also reads what CRI stats do not need: cpu throttling, user and
-	// system time (v1), the pids limit, OOM kills and hugetlb.
+	// system time (v1), the pids limit, OOM kills, hugetlb, memory failcnt,
+	// peak and kernel usage, processes with their fds (stats_full.go) and
+	// block I/O.
 	Full bool
 	buf  []byte
 	path []byte
@@ -338,6 +340,10 @@ func (m *v2Manager) readStats(r *StatsReader, s *Stats) error {
 				mem.PageFaults = v
 			case "pgmajfault":
 				mem.MajorPageFaults = v
+			case "file_mapped":
+				mem.MappedFile = v
+			case "kernel":
+				mem.KernelUsage = v
 			}
 		})
 	}
@@ -374,10 +380,23 @@ func (m *v2Manager) readFullV2(r *StatsReader, s *Stats) error {
 		return err
 	} else if ok {
 		eachKV(r.buf, func(k []byte, v uint64) {
-			if string(k) == "oom_kill" {
+			switch string(k) {
+			case "oom_kill":
 				s.Memory.OOMKills = v
+			case "max": // times usage hit memory.max: v1's failcnt
+				s.Memory.Failcnt = v
 			}
 		})
+	}
+	// memory.peak exists since Linux 5.19.
+	if s.Memory.MaxUsage, err = r.readUint(d, "memory.peak"); err != nil {
+		return err
+	}
+	if err := r.readProcs(d, s); err != nil {
+		return err
+	}
+	if err := r.readIoV2(d, s); err != nil {
+		return err
 	}
 	return r.readHugetlbV2(d, s)
 }

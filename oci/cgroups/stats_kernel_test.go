@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -147,5 +148,75 @@ func TestStatsReaderReopensAndSweeps(t *testing.T) {
 	}
 	if len(r.fds) != 0 {
 		t.Fatalf("%d files still open after the container left the list", len(r.fds))
+	}
+}
+
+// A process with two inherited socket fds: the full reader counts one
+// process, its fds (stdio, the sockets and any the test inherited) and two sockets, as
+// cAdvisor's container_processes/file_descriptors/sockets do.
+func TestStatsProcsFDsSockets(t *testing.T) {
+	tests := []struct {
+		name string
+		opts func(t *testing.T) []Option
+	}{
+		{name: "host layout (v1)", opts: func(*testing.T) []Option { return nil }},
+		{name: "v2 cgroup.procs", opts: func(t *testing.T) []Option { return unifiedV2(t) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := hostManager(t, tt.opts(t)...)
+			if err := m.Apply(0); err != nil {
+				t.Fatal(err)
+			}
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+			defer a.Close()
+			defer b.Close()
+			cmd := exec.Command("sleep", "100")
+			cmd.ExtraFiles = []*os.File{a, b}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			if err := m.Apply(cmd.Process.Pid); err != nil {
+				t.Fatal(err)
+			}
+			// The child also inherits whatever non-CLOEXEC fds this test
+			// was started with: count its table directly for the total.
+			ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid))
+			if err != nil || len(ents) < 5 {
+				t.Fatalf("child fds: %d, %v", len(ents), err)
+			}
+			want := ProcsStats{Processes: 1, FDs: uint64(len(ents)), Sockets: 2}
+			r := NewStatsReader()
+			defer r.Close()
+			r.Full = true
+			out := make([]Stats, 1)
+			var got ProcsStats
+			// exec replaces the Go child's image asynchronously: wait for
+			// sleep to be running with only what it inherited.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if errs := r.ReadMany([]Manager{m}, out); errs != nil {
+					t.Fatal(errs)
+				}
+				if got = out[0].Procs; got == want {
+					break
+				}
+			}
+			if got != want {
+				t.Fatalf("procs %+v, want %+v", got, want)
+			}
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if errs := r.ReadMany([]Manager{m}, out); errs != nil {
+				t.Fatal(errs)
+			}
+			if out[0].Procs != (ProcsStats{}) {
+				t.Fatalf("procs after the process exited: %+v", out[0].Procs)
+			}
+		})
 	}
 }

@@ -38,6 +38,9 @@ func (m *v1Manager) readStats(r *StatsReader, s *Stats) error {
 	if !r.Full {
 		return nil
 	}
+	if err := m.readFullV1(r, s); err != nil {
+		return err
+	}
 	if d, ok := m.dirs["cpu"]; ok {
 		if ok, err := r.read(d, "cpu.stat"); err != nil {
 			return err
@@ -93,6 +96,8 @@ func (r *StatsReader) readMemoryV1(d string, s *Stats) error {
 				mem.Limit = v
 			case "hierarchical_memsw_limit":
 				mem.SwapLimit = v
+			case "total_mapped_file":
+				mem.MappedFile = v
 			}
 		})
 	}
@@ -104,6 +109,9 @@ func (r *StatsReader) readMemoryV1(d string, s *Stats) error {
 		mem.SwapUsage = memsw - mem.Usage
 	}
 	if r.Full {
+		if err := r.readMemoryFullV1(d, mem); err != nil {
+			return err
+		}
 		if ok, err := r.read(d, "memory.oom_control"); err != nil {
 			return err
 		} else if ok {
@@ -139,6 +147,36 @@ func (r *StatsReader) readHugetlbV1(d string, s *Stats) error {
 			s.Hugetlb = map[string]HugetlbStats{}
 		}
 		s.Hugetlb[size.name] = h
+	}
+	return nil
+}
+
+// readMemoryFullV1 reads the counters only metrics export.
+func (r *StatsReader) readMemoryFullV1(d string, mem *MemoryStats) error {
+	var err error
+	if mem.Failcnt, err = r.readUint(d, "memory.failcnt"); err != nil {
+		return err
+	}
+	if mem.MaxUsage, err = r.readUint(d, "memory.max_usage_in_bytes"); err != nil {
+		return err
+	}
+	mem.KernelUsage, err = r.readUint(d, "memory.kmem.usage_in_bytes")
+	return err
+}
+
+// readFullV1 reads processes and block I/O. cgroup.procs is the same in
+// every hierarchy a container joined: the first one present is read.
+func (m *v1Manager) readFullV1(r *StatsReader, s *Stats) error {
+	for _, c := range []string{"pids", "memory", "cpu", "cpuacct"} {
+		if d, ok := m.dirs[c]; ok {
+			if err := r.readProcs(d, s); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if d, ok := m.dirs["blkio"]; ok {
+		return r.readBlkioV1(d, s)
 	}
 	return nil
 }

@@ -326,6 +326,9 @@ func TestCritest(t *testing.T) {
 	if focus != "" {
 		args = append(args, "-ginkgo.focus", focus)
 	}
+	// CRITEST_ARGS adds critest flags, e.g. "-websocket-exec
+	// -websocket-attach" for a pass of the streaming specs over websocket.
+	args = append(args, strings.Fields(os.Getenv("CRITEST_ARGS"))...)
 	cmd := exec.Command(filepath.Join(root, "hack/critest.sh"), args...)
 	cmd.Env = append(os.Environ(),
 		"CRI_SOCKET="+s.sock,
