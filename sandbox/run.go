@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -152,69 +151,22 @@ func (m *Manager) setupNetwork(ctx context.Context, e *entry, p *Pod, cfg *runti
 		return errdefs.New(errdefs.ErrUnavailable, "network not ready: %v", err)
 	}
 	p.Net, p.NetPending = a, true
-	// Teardown is registered before ADD, since IPAM can allocate on a
-	// failed ADD, twice: the attachment in the pod dir at once (a plain
-	// write survives the daemon's death; the sweep on start reads it when
-	// no record landed), and the store record, committed beside ADD rather
-	// than before it: a commit costs a pod 1 ms alone and up to 100 ms
-	// with 50 pods starting at once. The record is what survives a reboot,
-	// which the state dir (a tmpfs) does not; it lands while the bridge
-	// plugin is still making the veth, before IPAM runs.
-	if err := writeAttachment(p.Dir, a); err != nil {
+	// Teardown registered before ADD: IPAM can allocate on a failed ADD.
+	t0 := time.Now()
+	if err := m.update(e, p); err != nil {
 		return err
 	}
-	rec := clonePod(p)
-	stored := make(chan error, 1)
-	go func() { stored <- m.update(e, rec) }()
+	tm.store += time.Since(t0)
 	actx, cancel := context.WithTimeout(ctx, AddTimeout)
 	defer cancel()
-	t0 := time.Now()
+	t0 = time.Now()
 	res, err := m.cni.Add(actx, a)
-	tm.add = time.Since(t0)
-	t1 := time.Now()
-	// Always waited for: a failed setup deletes the record after its
-	// teardown, and the commit must not land after that.
-	serr := <-stored
-	tm.store += time.Since(t1)
 	if err != nil {
 		return err
 	}
-	if serr != nil {
-		return serr
-	}
+	tm.add = time.Since(t0)
 	p.IPs, p.CNIResult = res.IPs, res.Raw
 	return nil
-}
-
-// attachmentFile holds a pod's CNI attachment from before ADD until the
-// pod is removed (with its dir).
-const attachmentFile = "network.json"
-
-func writeAttachment(dir string, a *cni.Attachment) error {
-	b, err := json.Marshal(a)
-	if err != nil {
-		return fmt.Errorf("encode CNI attachment: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, attachmentFile), b, 0o600); err != nil {
-		return fmt.Errorf("write CNI attachment: %w", err)
-	}
-	return nil
-}
-
-// readAttachment returns the attachment a setup recorded in dir, or nil.
-func readAttachment(dir string) (*cni.Attachment, error) {
-	b, err := os.ReadFile(filepath.Join(dir, attachmentFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read CNI attachment: %w", err)
-	}
-	a := new(cni.Attachment)
-	if err := json.Unmarshal(b, a); err != nil {
-		return nil, fmt.Errorf("decode CNI attachment: %w", err)
-	}
-	return a, nil
 }
 
 // stepTimes is where a pod's setup spent its time, for the log.

@@ -252,8 +252,7 @@ func (m *Manager) reload(ctx context.Context, p *Pod) bool {
 }
 
 // sweepOrphanDirs tears down pod dirs with no record: setups that died
-// before their first store commit landed (namespaces, shm, files, and the
-// network when ADD had begun).
+// before their first store commit (namespaces, shm and files only).
 func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 	ents, err := os.ReadDir(filepath.Join(m.opt.StateDir, "pods"))
 	if err != nil {
@@ -264,13 +263,6 @@ func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 			continue
 		}
 		p := &Pod{ID: d.Name(), Dir: filepath.Join(m.opt.StateDir, "pods", d.Name())}
-		// A setup that died during ADD, before its record landed, left
-		// its attachment here: DEL is owed.
-		if a, err := readAttachment(p.Dir); err != nil {
-			m.log.Warn("orphan pod dir: unreadable CNI attachment; its IP may stay held until CNI GC", "pod", p.ID, "error", err)
-		} else if a != nil {
-			p.Net, p.NetPending = a, true
-		}
 		if err := m.teardown(ctx, p, false); err != nil {
 			m.log.Error("clean up orphan pod dir", "pod", p.ID, "error", err)
 			continue

@@ -319,35 +319,3 @@ func TestCheckNetworkFindsABrokenPod(t *testing.T) {
 	e.start()
 	e.stopRemove(id) // DEL of a half-gone network still succeeds
 }
-
-// TestDiedDuringAddBeforeRecordReleasesIP: the daemon died while ADD ran
-// and before the pod's store record landed (the commit runs beside ADD):
-// the attachment in the pod dir is enough for the next start to run DEL,
-// so the IP, veth and masquerade rules go with the dir.
-func TestDiedDuringAddBeforeRecordReleasesIP(t *testing.T) {
-	e := newPodEnv(t)
-	e.masq = true
-	e.conflist()
-	e.start()
-	id := e.run(podConfig("no-record"))
-	e.stop()
-	db, err := store.Open(filepath.Join(e.cfg.Root, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Delete(store.BucketPods, id)
-	db.Close()
-	if len(e.heldIPs()) != 1 {
-		t.Fatalf("before the restart host-local holds %v, want the pod's IP", e.heldIPs())
-	}
-	e.start()
-	if ips := e.heldIPs(); len(ips) != 0 {
-		t.Errorf("after the restart host-local still holds %v", ips)
-	}
-	if _, err := os.Stat(filepath.Join(e.cfg.State, "pods", id)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("pod dir not swept: %v", err)
-	}
-	// The name is free: the kubelet's retry runs the pod again.
-	e.stopRemove(e.run(podConfig("no-record")))
-	// checkLeaks: no veth, mount or iptables rule of the pod is left.
-}
