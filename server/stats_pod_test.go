@@ -13,6 +13,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/errdefs/grpcerr"
 	"github.com/cri-server/cri-server/oci/cgroups"
 )
 
@@ -136,11 +137,11 @@ func TestPodSandboxStats(t *testing.T) {
 	}
 
 	_, err = e.rt.PodSandboxStats(ctx, &runtime.PodSandboxStatsRequest{PodSandboxId: "0123456789abcdef"})
-	if !errors.Is(errdefs.FromGRPC(err), errdefs.ErrNotFound) {
+	if !errors.Is(grpcerr.FromGRPC(err), errdefs.ErrNotFound) {
 		t.Errorf("unknown pod: %v, want NotFound", err)
 	}
 	_, err = e.rt.PodSandboxStats(ctx, &runtime.PodSandboxStatsRequest{})
-	if !errors.Is(errdefs.FromGRPC(err), errdefs.ErrInvalidArgument) {
+	if !errors.Is(grpcerr.FromGRPC(err), errdefs.ErrInvalidArgument) {
 		t.Errorf("empty id: %v, want InvalidArgument", err)
 	}
 }
