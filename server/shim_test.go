@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -70,7 +69,7 @@ func TestShimClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(exe)
-	if err != nil || !bytes.Equal(b, s.shimBin) {
+	if err != nil || string(b) != "#!/bin/true\n" {
 		t.Fatalf("sealed shim reads %q, %v", b, err)
 	}
 	if err := s.Close(); err != nil {
