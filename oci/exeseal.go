@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -106,6 +107,11 @@ func memfdExe(src string) (*os.File, error) {
 // ever modify, to be executed as /proc/<pid>/fd/<fd> and passed as
 // Config.InitBinary. A Runtime given such a file shares it instead of
 // copying it, and so do the monitors executed from it.
+//
+// content is read once, so its whole pages are then paged out of the
+// caller's resident set: an embedded binary's pages (file-backed) would
+// otherwise stay in the daemon's RSS for its whole life. MADV_PAGEOUT
+// keeps the content: a page touched again is read back.
 func SealBinary(name string, content []byte) (*os.File, error) {
 	if len(content) == 0 {
 		return nil, fmt.Errorf("seal binary %s: empty", name)
@@ -122,7 +128,23 @@ func SealBinary(name string, content []byte) (*os.File, error) {
 		f.Close()
 		return nil, err
 	}
+	pageOut(content)
 	return f, nil
+}
+
+// pageOut asks the kernel to reclaim b's whole pages; kernels before 5.4,
+// and anonymous pages without swap, ignore it.
+func pageOut(b []byte) {
+	pg := os.Getpagesize()
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	off := (pg - int(addr%uintptr(pg))) % pg
+	if off >= len(b) {
+		return
+	}
+	b = b[off:]
+	if n := len(b) &^ (pg - 1); n > 0 {
+		_ = unix.Madvise(b[:n], unix.MADV_PAGEOUT)
+	}
 }
 
 // newExecMemfd creates a sealable memfd that may be executed. MFD_EXEC

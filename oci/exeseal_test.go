@@ -76,11 +76,15 @@ func TestSealedExeShared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	orig := string(b)
 	sealed, err := SealBinary("test-true", b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sealed.Close()
+	if string(b) != orig {
+		t.Fatal("SealBinary changed the caller's bytes (paging out must keep them)")
+	}
 	if _, err := SealBinary("empty", nil); err == nil {
 		t.Fatal("SealBinary of nothing succeeded")
 	}

@@ -3,9 +3,6 @@ package server
 import (
 	"fmt"
 	"os"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/oci"
 )
@@ -41,25 +38,6 @@ func (s *Server) sealShim() (string, error) {
 	s.shim = f
 	path := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
 	s.log.Info("container shim sealed", "path", path, "bytes", len(s.shimBin))
-	pageOut(s.shimBin)
 	s.shimBin = nil
 	return path, nil
-}
-
-// pageOut drops b's whole pages from our resident set. The embedded shim
-// is read once, to fill the memfd; its pages (the binary's, file-backed)
-// would otherwise count in the daemon's RSS for its whole life.
-// MADV_PAGEOUT loses nothing: a page touched again is read back (and an
-// anonymous one without swap simply stays); kernels before 5.4 ignore it.
-func pageOut(b []byte) {
-	pg := os.Getpagesize()
-	addr := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	off := (pg - int(addr%uintptr(pg))) % pg
-	if off >= len(b) {
-		return
-	}
-	b = b[off:]
-	if n := len(b) &^ (pg - 1); n > 0 {
-		_ = unix.Madvise(b[:n], unix.MADV_PAGEOUT)
-	}
 }
