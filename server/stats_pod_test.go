@@ -193,7 +193,9 @@ func TestPodStatsFromPodCgroup(t *testing.T) {
 	stats()
 	time.Sleep(1500 * time.Millisecond)
 	l := stats()
-	if n := l.GetCpu().GetUsageNanoCores().GetValue(); n < 5e8 || n > 1.5e9 {
+	// About one core; the floor is low because CI machines have two cores
+	// and other tests run beside this one.
+	if n := l.GetCpu().GetUsageNanoCores().GetValue(); n < 3e8 || n > 1.5e9 {
 		t.Errorf("pod: %d nano cores, want about 1e9", n)
 	}
 	// v1 leaves a moved process's memory charged where it was: only the
