@@ -184,3 +184,18 @@ func TestOOMKill(t *testing.T) {
 	}
 	must(t, e.rt.Delete(ctx, "oom", false))
 }
+
+// A propagation option on a new filesystem (not a bind) applies to that
+// mount, as runtime-tools' mounts test asks: "shared" on a tmpfs makes it a
+// shared mount inside the container.
+func TestPropagationOfNewMount(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	spec := baseSpec(root, "grep", " /shared-tmp ", "/proc/self/mountinfo")
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/shared-tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"shared"}})
+	out, st, err := e.run("newmount-prop", spec)
+	must(t, err)
+	if st.ExitCode() != 0 || !strings.Contains(out, " shared:") {
+		t.Fatalf("exit %d, mountinfo %q: want a shared tmpfs", st.ExitCode(), out)
+	}
+}

@@ -143,6 +143,16 @@ func mountOne(root int, cfg *initConfig, m specs.Mount, cgroupNS bool) error {
 		if err := unix.Mount(m.Source, procFd(fd), typ, o.flags, joinData(o.data)); err != nil {
 			return fmt.Errorf("mount %s: %w", typ, err)
 		}
+		if len(o.propFlags) > 0 || o.rec != nil {
+			// The fd names the directory under the new mount; propagation
+			// and attributes must reach the mount itself.
+			nfd, err := openInRoot(root, dest, unix.O_PATH|unix.O_DIRECTORY)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(nfd)
+			fd = nfd
+		}
 	}
 	target := procFd(fd)
 	for _, pf := range o.propFlags {
