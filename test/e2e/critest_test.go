@@ -167,7 +167,9 @@ endpoints = ["http://%[5]s"]
 
 func (s *server) start(t *testing.T) {
 	t.Helper()
-	logf, err := os.Create(s.log)
+	// Appended: a restarted daemon's log follows the first one's, and the
+	// leak check needs the ids both logged.
+	logf, err := os.OpenFile(s.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
