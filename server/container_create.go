@@ -187,6 +187,9 @@ func (s *Server) watch(id, bundle string) {
 // without a record: the container is reported as exited with an unknown
 // code rather than running.
 func (s *Server) recordExit(id string, ex *monitor.Exit, cause error) {
+	if ex == nil {
+		s.killLost(id)
+	}
 	rec, err := s.ctrs.update(id, func(st *containerStatus) error {
 		if st.State == runtime.ContainerState_CONTAINER_EXITED {
 			return errAlready

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-server/cri-server/errdefs"
 	"github.com/cri-server/cri-server/monitor"
 	"github.com/cri-server/cri-server/store"
 )
@@ -85,6 +87,26 @@ func (s *Server) reconcile(rec *containerRecord) {
 		}
 		s.recordExit(rec.ID, ex, err)
 	}
+}
+
+// killLost kills every process of a container whose monitor is gone
+// without an exit record, before it is reported EXITED: left alone it would
+// run on unseen, unlogged and unreaped beside the replacement the kubelet
+// starts (the reverse of CRI-O issue 6295, where it was reported running).
+// The executor's delete kills through the cgroup and drops its state;
+// RemoveContainer's own delete then finds nothing to do.
+func (s *Server) killLost(id string) {
+	rec, _, err := s.ctrs.get(id)
+	if err != nil || rec.Status.State == runtime.ContainerState_CONTAINER_EXITED || s.runtime == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(bgCtx(), 15*time.Second)
+	defer cancel()
+	if err := s.runtime.Delete(ctx, id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		s.log.Error("kill container of a lost monitor", "container", id, "error", err)
+		return
+	}
+	s.log.Warn("killed container of a lost monitor", "container", id)
 }
 
 // cleanOrphanBundles removes container bundles no record owns (a create

@@ -257,3 +257,13 @@ func (s *server) monitors(daemon int) []int {
 	}
 	return out
 }
+
+// monitorOf returns the pid of the monitor of container id, 0 if none.
+func (s *server) monitorOf(id string) int {
+	for _, p := range ourProcesses(owner{}, s.bin) {
+		if strings.Contains(p.cmd, " monitor ") && strings.Contains(p.cmd, id) {
+			return p.pid
+		}
+	}
+	return 0
+}

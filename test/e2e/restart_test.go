@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,13 +28,17 @@ func TestDaemonKill9(t *testing.T) {
 	// 100 lines at once, then the exit 3 s later: the daemon is long dead by then.
 	exiter := c.create(t, p, "exiter", []string{"sh", "-c", `for i in $(seq 1 100); do echo "before $i"; done; sleep 3; echo "while down"; echo "on stderr" >&2; exit 7`}, nil)
 	idle := c.create(t, p, "idle", []string{"sh", "-c", `echo "idle started"; exec sleep 3600`}, nil)
+	// Its monitor is killed while the daemon is down (CRI-O issue 6295: such
+	// a container was reported running forever).
+	orphan := c.create(t, p, "orphan", []string{"sleep", "3600"}, nil)
 	c.start(t, ticker)
 	c.start(t, exiter)
+	c.start(t, orphan)
 	tickerLog := filepath.Join(p.logDir, "ticker.log")
 	waitLog(t, tickerLog, "tick 20", 10*time.Second)
 
 	pids := map[string]int{}
-	for name, id := range map[string]string{"ticker": ticker, "exiter": exiter, "idle": idle} {
+	for name, id := range map[string]string{"ticker": ticker, "exiter": exiter, "idle": idle, "orphan": orphan} {
 		st, pid := c.status(t, id)
 		if pid <= 0 {
 			t.Fatalf("%s: no pid in the verbose status", name)
@@ -61,6 +66,13 @@ func TestDaemonKill9(t *testing.T) {
 		if !alive(pid) {
 			t.Errorf("container %s (pid %d) died with the daemon", name, pid)
 		}
+	}
+	orphanMonitor := c.s.monitorOf(orphan)
+	if orphanMonitor == 0 {
+		t.Fatalf("no monitor process for container %s", orphan)
+	}
+	if err := syscall.Kill(orphanMonitor, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 the orphan's monitor: %v", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for alive(pids["exiter"]) {
@@ -115,6 +127,20 @@ func TestDaemonKill9(t *testing.T) {
 		c.start(t, idle)
 		c.waitState(t, idle, runtime.ContainerState_CONTAINER_RUNNING, 5*time.Second)
 		waitLog(t, filepath.Join(p.logDir, "idle.log"), "idle started", 5*time.Second)
+	})
+	t.Run("orphan exited and killed", func(t *testing.T) {
+		st := c.waitState(t, orphan, runtime.ContainerState_CONTAINER_EXITED, 5*time.Second)
+		if st.Reason != "Error" || !strings.Contains(st.Message, "monitor") {
+			t.Errorf("orphan's reason %q message %q, want Error and a message about its monitor", st.Reason, st.Message)
+		}
+		// Reported exited, so it must not run on unseen, unlogged.
+		deadline := time.Now().Add(5 * time.Second)
+		for alive(pids["orphan"]) {
+			if time.Now().After(deadline) {
+				t.Fatalf("orphan (pid %d) still running while reported EXITED", pids["orphan"])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	})
 	t.Run("pod ready", func(t *testing.T) {
 		r, err := c.rt.ListPodSandbox(ctx(t), &runtime.ListPodSandboxRequest{})
