@@ -10,149 +10,40 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // TestDaemonKill9 is issue 6's promise: kill -9 of cri-server loses no
 // container, no exit code and no log line. A pod runs a container that logs
 // a numbered line every 10 ms (ticker), one that exits 7 while the daemon is
-// down (exiter), and one created but not started (idle). The daemon is
-// killed, and restarted on the same root and state once the exiter is gone.
+// down (exiter), one created but not started (idle), and one whose monitor
+// is killed while the daemon is down (orphan). The daemon is killed, and
+// restarted on the same root and state once the exiter is gone; then killed
+// and restarted once more, which must change nothing.
 func TestDaemonKill9(t *testing.T) {
 	requireE2E(t)
-	c := privateServer(t)
-	c.pull(t, busybox)
-	p := c.runPod(t, "kill9")
-
-	ticker := c.create(t, p, "ticker", []string{"sh", "-c", `i=0; while :; do i=$((i+1)); echo "tick $i"; usleep 10000; done`}, nil)
-	// 100 lines at once, then the exit 3 s later: the daemon is long dead by then.
-	exiter := c.create(t, p, "exiter", []string{"sh", "-c", `for i in $(seq 1 100); do echo "before $i"; done; sleep 3; echo "while down"; echo "on stderr" >&2; exit 7`}, nil)
-	idle := c.create(t, p, "idle", []string{"sh", "-c", `echo "idle started"; exec sleep 3600`}, nil)
-	// Its monitor is killed while the daemon is down (CRI-O issue 6295: such
-	// a container was reported running forever).
-	orphan := c.create(t, p, "orphan", []string{"sleep", "3600"}, nil)
-	c.start(t, ticker)
-	c.start(t, exiter)
-	c.start(t, orphan)
-	tickerLog := filepath.Join(p.logDir, "ticker.log")
-	waitLog(t, tickerLog, "tick 20", 10*time.Second)
-
-	pids := map[string]int{}
-	for name, id := range map[string]string{"ticker": ticker, "exiter": exiter, "idle": idle, "orphan": orphan} {
-		st, pid := c.status(t, id)
-		if pid <= 0 {
-			t.Fatalf("%s: no pid in the verbose status", name)
-		}
-		pids[name] = pid
-		if name == "exiter" && st.State != runtime.ContainerState_CONTAINER_RUNNING {
-			t.Fatalf("exiter is %s before the kill; it must exit while the daemon is down", st.State)
-		}
-	}
-	daemon := c.s.cmd.Process.Pid
-	monitors := c.s.monitors(daemon)
-	if len(monitors) == 0 {
-		t.Fatalf("no monitor process of %s found", c.s.bin)
-	}
-	startedBefore, _ := c.status(t, exiter)
+	k := setupKill9(t)
+	c, p := k.c, k.p
+	before := k.snapshot(t)
 
 	c.s.kill9(t)
-	downAt := time.Now()
-	for _, pid := range monitors {
-		if !alive(pid) {
-			t.Errorf("monitor %d died with the daemon", pid)
-		}
-	}
-	for name, pid := range pids {
-		if !alive(pid) {
-			t.Errorf("container %s (pid %d) died with the daemon", name, pid)
-		}
-	}
-	orphanMonitor := c.s.monitorOf(orphan)
-	if orphanMonitor == 0 {
-		t.Fatalf("no monitor process for container %s", orphan)
-	}
-	if err := syscall.Kill(orphanMonitor, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill -9 the orphan's monitor: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pids["exiter"]) {
-		if time.Now().After(deadline) {
-			t.Fatalf("exiter (pid %d) still running 10s after the kill", pids["exiter"])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond) // ticker lines while the daemon is down
-	upAt := time.Now()
+	k.downAt = time.Now()
+	k.whileDown(t)
+	k.upAt = time.Now()
 	c.s.start(t)
 	c.connect(t)
 
-	t.Run("ticker still running, same pid", func(t *testing.T) {
-		st, pid := c.status(t, ticker)
-		if st.State != runtime.ContainerState_CONTAINER_RUNNING || pid != pids["ticker"] {
-			t.Errorf("ticker is %s with pid %d, want RUNNING with pid %d", st.State, pid, pids["ticker"])
-		}
-	})
-	t.Run("exiter exited 7 while the daemon was down", func(t *testing.T) {
-		st := c.waitState(t, exiter, runtime.ContainerState_CONTAINER_EXITED, 5*time.Second)
-		fin := time.Unix(0, st.FinishedAt)
-		if st.ExitCode != 7 || st.Reason != "Error" {
-			t.Errorf("exit code %d reason %q, want 7 and Error", st.ExitCode, st.Reason)
-		}
-		if fin.Before(downAt) || fin.After(upAt) {
-			t.Errorf("finished at %s, want within the daemon's down time %s .. %s", fin, downAt, upAt)
-		}
-		if st.StartedAt != startedBefore.StartedAt || st.CreatedAt != startedBefore.CreatedAt {
-			t.Errorf("created/started at %d/%d after the restart, %d/%d before",
-				st.CreatedAt, st.StartedAt, startedBefore.CreatedAt, startedBefore.StartedAt)
-		}
-		var want []string
-		for i := 1; i <= 100; i++ {
-			want = append(want, fmt.Sprintf("stdout before %d", i))
-		}
-		want = append(want, "stdout while down", "stderr on stderr")
-		// The two streams are two pipes: their relative order is lost.
-		got := linesOf(t, filepath.Join(p.logDir, "exiter.log"))
-		byStream := func(a, b string) int { return strings.Compare(a[:6], b[:6]) }
-		slices.SortStableFunc(got, byStream)
-		slices.SortStableFunc(want, byStream)
-		if !slices.Equal(got, want) {
-			t.Errorf("exiter's log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
-	})
-	t.Run("idle still created, then starts", func(t *testing.T) {
-		st, pid := c.status(t, idle)
-		if st.State != runtime.ContainerState_CONTAINER_CREATED || pid != pids["idle"] {
-			t.Fatalf("idle is %s with pid %d, want CREATED with pid %d", st.State, pid, pids["idle"])
-		}
-		c.start(t, idle)
-		c.waitState(t, idle, runtime.ContainerState_CONTAINER_RUNNING, 5*time.Second)
+	t.Run("same truth after restart", func(t *testing.T) { k.checkUnchanged(t, before) })
+	t.Run("exiter exited 7 while the daemon was down", k.checkExiter)
+	t.Run("orphan exited and killed", k.checkOrphan)
+	t.Run("idle starts", func(t *testing.T) {
+		c.start(t, k.ids["idle"])
+		c.waitState(t, k.ids["idle"], runtime.ContainerState_CONTAINER_RUNNING, 5*time.Second)
 		waitLog(t, filepath.Join(p.logDir, "idle.log"), "idle started", 5*time.Second)
 	})
-	t.Run("orphan exited and killed", func(t *testing.T) {
-		st := c.waitState(t, orphan, runtime.ContainerState_CONTAINER_EXITED, 5*time.Second)
-		if st.Reason != "Error" || !strings.Contains(st.Message, "monitor") {
-			t.Errorf("orphan's reason %q message %q, want Error and a message about its monitor", st.Reason, st.Message)
-		}
-		// Reported exited, so it must not run on unseen, unlogged.
-		deadline := time.Now().Add(5 * time.Second)
-		for alive(pids["orphan"]) {
-			if time.Now().After(deadline) {
-				t.Fatalf("orphan (pid %d) still running while reported EXITED", pids["orphan"])
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-	t.Run("pod ready", func(t *testing.T) {
-		r, err := c.rt.ListPodSandbox(ctx(t), &runtime.ListPodSandboxRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(r.Items) != 1 || r.Items[0].Id != p.id || r.Items[0].State != runtime.PodSandboxState_SANDBOX_READY {
-			t.Errorf("pods after restart: %v, want %s READY", r.Items, p.id)
-		}
-	})
 	t.Run("exec into ticker", func(t *testing.T) {
-		r, err := c.rt.ExecSync(ctx(t), &runtime.ExecSyncRequest{ContainerId: ticker, Cmd: []string{"sh", "-c", "echo exec-ok; exit 3"}, Timeout: 10})
+		r, err := c.rt.ExecSync(ctx(t), &runtime.ExecSyncRequest{ContainerId: k.ids["ticker"], Cmd: []string{"sh", "-c", "echo exec-ok; exit 3"}, Timeout: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,37 +51,240 @@ func TestDaemonKill9(t *testing.T) {
 			t.Errorf("exec: stdout %q exit %d, want \"exec-ok\\n\" and 3", r.Stdout, r.ExitCode)
 		}
 	})
-	t.Run("ticker's log has every line", func(t *testing.T) {
-		if _, err := c.rt.StopContainer(ctx(t), &runtime.StopContainerRequest{ContainerId: ticker, Timeout: 1}); err != nil {
+	// The kubelet rotates a log through a restarted daemon too.
+	rotated := k.tickerLog + ".1"
+	t.Run("rotate ticker's log", func(t *testing.T) {
+		if err := os.Rename(k.tickerLog, rotated); err != nil {
 			t.Fatal(err)
 		}
-		lines, err := logLines(tickerLog)
+		if _, err := c.rt.ReopenContainerLog(ctx(t), &runtime.ReopenContainerLogRequest{ContainerId: k.ids["ticker"]}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("second kill changes nothing", func(t *testing.T) {
+		again := k.snapshot(t)
+		c.s.kill9(t)
+		c.s.start(t)
+		c.connect(t)
+		k.checkUnchanged(t, again)
+	})
+	t.Run("ticker's log has every line", func(t *testing.T) {
+		if _, err := c.rt.StopContainer(ctx(t), &runtime.StopContainerRequest{ContainerId: k.ids["ticker"], Timeout: 1}); err != nil {
+			t.Fatal(err)
+		}
+		k.checkTickerLog(t, rotated, k.tickerLog)
+	})
+	k.removePod(t)
+}
+
+// kill9 is TestDaemonKill9's pod and what it saw before the kill.
+type kill9 struct {
+	c            *cri
+	p            *pod
+	ids          map[string]string // container name -> id
+	pids         map[string]int    // container name -> init pid
+	monitors     []int
+	tickerLog    string
+	downAt, upAt time.Time
+}
+
+func setupKill9(t *testing.T) *kill9 {
+	t.Helper()
+	c := privateServer(t)
+	c.pull(t, busybox)
+	k := &kill9{c: c, p: c.runPod(t, "kill9"), ids: map[string]string{}, pids: map[string]int{}}
+	for _, ct := range []struct {
+		name  string
+		argv  []string
+		start bool
+	}{
+		{"ticker", []string{"sh", "-c", `i=0; while :; do i=$((i+1)); echo "tick $i"; usleep 10000; done`}, true},
+		// 100 lines at once, then the exit 3 s later: the daemon is long dead by then.
+		{"exiter", []string{"sh", "-c", `for i in $(seq 1 100); do echo "before $i"; done; sleep 3; echo "while down"; echo "on stderr" >&2; exit 7`}, true},
+		{"idle", []string{"sh", "-c", `echo "idle started"; exec sleep 3600`}, false},
+		// Its monitor is killed while the daemon is down (CRI-O issue 6295:
+		// such a container was reported running forever).
+		{"orphan", []string{"sleep", "3600"}, true},
+	} {
+		k.ids[ct.name] = c.create(t, k.p, ct.name, ct.argv, nil)
+		if ct.start {
+			c.start(t, k.ids[ct.name])
+		}
+	}
+	k.tickerLog = filepath.Join(k.p.logDir, "ticker.log")
+	waitLog(t, k.tickerLog, "tick 20", 10*time.Second)
+	for name, id := range k.ids {
+		st, pid := c.status(t, id)
+		if pid <= 0 {
+			t.Fatalf("%s: no pid in the verbose status", name)
+		}
+		k.pids[name] = pid
+		if name == "exiter" && st.State != runtime.ContainerState_CONTAINER_RUNNING {
+			t.Fatalf("exiter is %s before the kill; it must exit while the daemon is down", st.State)
+		}
+	}
+	k.monitors = c.s.monitors(c.s.cmd.Process.Pid)
+	if len(k.monitors) != len(k.ids) {
+		t.Fatalf("%d monitor processes of %s for %d containers", len(k.monitors), c.s.bin, len(k.ids))
+	}
+	return k
+}
+
+// rpcView is what the kubelet sees of the pod: the answers a restart must
+// not change (but for what happened meanwhile).
+type rpcView struct {
+	pod  *runtime.PodSandboxStatus
+	ctrs map[string]*runtime.ContainerStatus // by name
+	list []string                            // ListContainers ids, sorted
+}
+
+func (k *kill9) snapshot(t *testing.T) rpcView {
+	t.Helper()
+	ps, err := k.c.rt.PodSandboxStatus(ctx(t), &runtime.PodSandboxStatusRequest{PodSandboxId: k.p.id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rpcView{pod: ps.Status, ctrs: map[string]*runtime.ContainerStatus{}}
+	for name, id := range k.ids {
+		r, err := k.c.rt.ContainerStatus(ctx(t), &runtime.ContainerStatusRequest{ContainerId: id})
 		if err != nil {
 			t.Fatal(err)
 		}
-		duringDown := 0
-		for i, l := range lines {
-			if want := fmt.Sprintf("tick %d", i+1); string(l.content) != want || l.stream != "stdout" {
-				t.Fatalf("line %d is %s %q, want stdout %q", i+1, l.stream, l.content, want)
-			}
-			if l.at.After(downAt) && l.at.Before(upAt) {
-				duringDown++
-			}
-		}
-		if duringDown < 10 {
-			t.Errorf("%d lines logged while the daemon was down (%v), want many", duringDown, upAt.Sub(downAt))
-		}
-		t.Logf("%d lines, %d while the daemon was down", len(lines), duringDown)
-	})
+		v.ctrs[name] = r.Status
+	}
+	l, err := k.c.rt.ListContainers(ctx(t), &runtime.ListContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range l.Containers {
+		v.list = append(v.list, c.Id)
+	}
+	slices.Sort(v.list)
+	return v
+}
 
+// checkUnchanged compares the view after a restart with the one before:
+// the pod (state, IP) and every container that had nothing to change
+// (running ones keep running with the same pid) must read the same.
+func (k *kill9) checkUnchanged(t *testing.T, before rpcView) {
+	t.Helper()
+	after := k.snapshot(t)
+	if !proto.Equal(before.pod, after.pod) {
+		t.Errorf("pod status after restart:\n%v\nbefore:\n%v", after.pod, before.pod)
+	}
+	if after.pod.State != runtime.PodSandboxState_SANDBOX_READY {
+		t.Errorf("pod is %s after restart", after.pod.State)
+	}
+	if !slices.Equal(before.list, after.list) {
+		t.Errorf("ListContainers after restart %v, before %v", after.list, before.list)
+	}
+	for name, was := range before.ctrs {
+		if was.State != runtime.ContainerState_CONTAINER_EXITED && (name == "exiter" || name == "orphan") {
+			continue // meant to change while the daemon was down
+		}
+		if now := after.ctrs[name]; !proto.Equal(was, now) {
+			t.Errorf("%s after restart:\n%v\nbefore:\n%v", name, now, was)
+		}
+		if _, pid := k.c.status(t, k.ids[name]); pid != k.pids[name] {
+			t.Errorf("%s has pid %d after restart, %d before", name, pid, k.pids[name])
+		}
+	}
+}
+
+// whileDown checks that the kill took the daemon alone, kills the orphan's
+// monitor, and waits for the exiter's exit.
+func (k *kill9) whileDown(t *testing.T) {
+	t.Helper()
+	for _, pid := range k.monitors {
+		if !alive(pid) {
+			t.Errorf("monitor %d died with the daemon", pid)
+		}
+	}
+	for name, pid := range k.pids {
+		if !alive(pid) {
+			t.Errorf("container %s (pid %d) died with the daemon", name, pid)
+		}
+	}
+	m := k.c.s.monitorOf(k.ids["orphan"])
+	if m == 0 {
+		t.Fatalf("no monitor process for container %s", k.ids["orphan"])
+	}
+	if err := syscall.Kill(m, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 the orphan's monitor: %v", err)
+	}
+	waitGone(t, "exiter", k.pids["exiter"], 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // ticker lines while the daemon is down
+}
+
+func (k *kill9) checkExiter(t *testing.T) {
+	st := k.c.waitState(t, k.ids["exiter"], runtime.ContainerState_CONTAINER_EXITED, 5*time.Second)
+	fin := time.Unix(0, st.FinishedAt)
+	if st.ExitCode != 7 || st.Reason != "Error" {
+		t.Errorf("exit code %d reason %q, want 7 and Error", st.ExitCode, st.Reason)
+	}
+	if fin.Before(k.downAt) || fin.After(k.upAt) {
+		t.Errorf("finished at %s, want within the daemon's down time %s .. %s", fin, k.downAt, k.upAt)
+	}
+	var want []string
+	for i := 1; i <= 100; i++ {
+		want = append(want, fmt.Sprintf("stdout before %d", i))
+	}
+	want = append(want, "stdout while down", "stderr on stderr")
+	// The two streams are two pipes: their relative order is lost.
+	got := linesOf(t, filepath.Join(k.p.logDir, "exiter.log"))
+	byStream := func(a, b string) int { return strings.Compare(a[:6], b[:6]) }
+	slices.SortStableFunc(got, byStream)
+	slices.SortStableFunc(want, byStream)
+	if !slices.Equal(got, want) {
+		t.Errorf("exiter's log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func (k *kill9) checkOrphan(t *testing.T) {
+	st := k.c.waitState(t, k.ids["orphan"], runtime.ContainerState_CONTAINER_EXITED, 5*time.Second)
+	if st.Reason != "Error" || !strings.Contains(st.Message, "monitor") {
+		t.Errorf("orphan's reason %q message %q, want Error and a message about its monitor", st.Reason, st.Message)
+	}
+	// Reported exited, so it must not run on unseen and unlogged.
+	waitGone(t, "orphan", k.pids["orphan"], 5*time.Second)
+}
+
+// checkTickerLog reads the ticker's log files in order: every line from
+// the first, no gap, some written while the daemon was down.
+func (k *kill9) checkTickerLog(t *testing.T, files ...string) {
+	lines, err := logLines(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	duringDown := 0
+	for i, l := range lines {
+		if want := fmt.Sprintf("tick %d", i+1); string(l.content) != want || l.stream != "stdout" {
+			t.Fatalf("line %d is %s %q, want stdout %q", i+1, l.stream, l.content, want)
+		}
+		if l.at.After(k.downAt) && l.at.Before(k.upAt) {
+			duringDown++
+		}
+	}
+	if duringDown < 10 {
+		t.Errorf("%d lines logged while the daemon was down (%v), want many", duringDown, k.upAt.Sub(k.downAt))
+	}
+	t.Logf("%d lines, %d while the daemon was down", len(lines), duringDown)
+}
+
+// removePod stops and removes the pod through CRI: every container goes,
+// its IP is released, no process is left (the rest of the leak check runs
+// at clean-up).
+func (k *kill9) removePod(t *testing.T) {
+	t.Helper()
+	c := k.c
 	ipam := filepath.Join(c.s.dir, "cni-ipam", c.s.net)
 	if ips := leasedIPs(t, ipam); len(ips) != 1 {
 		t.Errorf("IPAM holds %v for one pod", ips)
 	}
-	if _, err := c.rt.StopPodSandbox(ctx(t), &runtime.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
+	if _, err := c.rt.StopPodSandbox(ctx(t), &runtime.StopPodSandboxRequest{PodSandboxId: k.p.id}); err != nil {
 		t.Fatalf("stop pod: %v", err)
 	}
-	if _, err := c.rt.RemovePodSandbox(ctx(t), &runtime.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
+	if _, err := c.rt.RemovePodSandbox(ctx(t), &runtime.RemovePodSandboxRequest{PodSandboxId: k.p.id}); err != nil {
 		t.Fatalf("remove pod: %v", err)
 	}
 	ctrs, err := c.rt.ListContainers(ctx(t), &runtime.ListContainersRequest{})
@@ -200,10 +294,22 @@ func TestDaemonKill9(t *testing.T) {
 	if ips := leasedIPs(t, ipam); len(ips) != 0 {
 		t.Errorf("IPs still leased after the pod's removal: %v", ips)
 	}
-	for name, pid := range pids {
+	for name, pid := range k.pids {
 		if alive(pid) {
 			t.Errorf("container %s (pid %d) alive after the pod's removal", name, pid)
 		}
+	}
+}
+
+// waitGone waits until pid is no longer a live process.
+func waitGone(t *testing.T, name string, pid int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d) still running after %v", name, pid, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
