@@ -149,8 +149,8 @@ type pod struct {
 }
 
 // runPod starts a pod with its own log dir and cgroup parent, as the
-// kubelet would give it.
-func (c *cri) runPod(t *testing.T, name string) *pod {
+// kubelet would give it; edit adjusts the config.
+func (c *cri) runPod(t *testing.T, name string, edit ...func(*runtime.PodSandboxConfig)) *pod {
 	t.Helper()
 	uid := randHex(16)
 	c.ids[uid] = true
@@ -160,6 +160,9 @@ func (c *cri) runPod(t *testing.T, name string) *pod {
 		Hostname:     name,
 		LogDirectory: logDir,
 		Linux:        &runtime.LinuxPodSandboxConfig{CgroupParent: "/cri-e2e-pod" + uid},
+	}
+	for _, e := range edit {
+		e(cfg)
 	}
 	r, err := c.rt.RunPodSandbox(ctx(t), &runtime.RunPodSandboxRequest{Config: cfg})
 	if err != nil {

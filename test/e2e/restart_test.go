@@ -68,19 +68,37 @@ func TestDaemonKill9(t *testing.T) {
 		c.connect(t)
 		k.checkUnchanged(t, again)
 	})
+	t.Run("graceful restart changes nothing", func(t *testing.T) {
+		again := k.snapshot(t)
+		c.s.stop(t)
+		c.s.start(t)
+		c.connect(t)
+		k.checkUnchanged(t, again)
+	})
+	t.Run("shared PID namespace pod runs a new container", func(t *testing.T) {
+		id := c.create(t, k.shared, "late", []string{"sh", "-c", "echo late; exec sleep 3600"}, nil)
+		c.start(t, id)
+		waitLog(t, filepath.Join(k.shared.logDir, "late.log"), "late", 5*time.Second)
+		// Same PID namespace as the container started before the kills.
+		r, err := c.rt.ExecSync(ctx(t), &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "ps -o args | grep -c '^sleep 3601'"}, Timeout: 10})
+		if err != nil || string(r.Stdout) != "1\n" {
+			t.Errorf("the early container's process seen from the late one: %q, %v (stderr %q)", r.GetStdout(), err, r.GetStderr())
+		}
+	})
 	t.Run("ticker's log has every line", func(t *testing.T) {
 		if _, err := c.rt.StopContainer(ctx(t), &runtime.StopContainerRequest{ContainerId: k.ids["ticker"], Timeout: 1}); err != nil {
 			t.Fatal(err)
 		}
 		k.checkTickerLog(t, rotated, k.tickerLog)
 	})
-	k.removePod(t)
+	k.removePods(t)
 }
 
 // kill9 is TestDaemonKill9's pod and what it saw before the kill.
 type kill9 struct {
 	c            *cri
 	p            *pod
+	shared       *pod              // a second pod, sharing its PID namespace
 	ids          map[string]string // container name -> id
 	pids         map[string]int    // container name -> init pid
 	monitors     []int
@@ -111,6 +129,19 @@ func setupKill9(t *testing.T) *kill9 {
 			c.start(t, k.ids[ct.name])
 		}
 	}
+	// The pod's PID namespace is held by a small init of the daemon's,
+	// which must survive it too.
+	k.shared = c.runPod(t, "shared", func(cfg *runtime.PodSandboxConfig) {
+		cfg.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD},
+		}
+	})
+	k.ids["early"] = c.create(t, k.shared, "early", []string{"sleep", "3601"}, func(cfg *runtime.ContainerConfig) {
+		cfg.Linux.SecurityContext = &runtime.LinuxContainerSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD},
+		}
+	})
+	c.start(t, k.ids["early"])
 	k.tickerLog = filepath.Join(k.p.logDir, "ticker.log")
 	waitLog(t, k.tickerLog, "tick 20", 10*time.Second)
 	for name, id := range k.ids {
@@ -133,18 +164,21 @@ func setupKill9(t *testing.T) *kill9 {
 // rpcView is what the kubelet sees of the pod: the answers a restart must
 // not change (but for what happened meanwhile).
 type rpcView struct {
-	pod  *runtime.PodSandboxStatus
-	ctrs map[string]*runtime.ContainerStatus // by name
-	list []string                            // ListContainers ids, sorted
+	pods map[string]*runtime.PodSandboxStatus // by id
+	ctrs map[string]*runtime.ContainerStatus  // by name
+	list []string                             // ListContainers ids, sorted
 }
 
 func (k *kill9) snapshot(t *testing.T) rpcView {
 	t.Helper()
-	ps, err := k.c.rt.PodSandboxStatus(ctx(t), &runtime.PodSandboxStatusRequest{PodSandboxId: k.p.id})
-	if err != nil {
-		t.Fatal(err)
+	v := rpcView{pods: map[string]*runtime.PodSandboxStatus{}, ctrs: map[string]*runtime.ContainerStatus{}}
+	for _, p := range []*pod{k.p, k.shared} {
+		ps, err := k.c.rt.PodSandboxStatus(ctx(t), &runtime.PodSandboxStatusRequest{PodSandboxId: p.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.pods[p.id] = ps.Status
 	}
-	v := rpcView{pod: ps.Status, ctrs: map[string]*runtime.ContainerStatus{}}
 	for name, id := range k.ids {
 		r, err := k.c.rt.ContainerStatus(ctx(t), &runtime.ContainerStatusRequest{ContainerId: id})
 		if err != nil {
@@ -169,11 +203,14 @@ func (k *kill9) snapshot(t *testing.T) rpcView {
 func (k *kill9) checkUnchanged(t *testing.T, before rpcView) {
 	t.Helper()
 	after := k.snapshot(t)
-	if !proto.Equal(before.pod, after.pod) {
-		t.Errorf("pod status after restart:\n%v\nbefore:\n%v", after.pod, before.pod)
-	}
-	if after.pod.State != runtime.PodSandboxState_SANDBOX_READY {
-		t.Errorf("pod is %s after restart", after.pod.State)
+	for id, was := range before.pods {
+		now := after.pods[id]
+		if !proto.Equal(was, now) {
+			t.Errorf("pod status after restart:\n%v\nbefore:\n%v", now, was)
+		}
+		if now.State != runtime.PodSandboxState_SANDBOX_READY {
+			t.Errorf("pod %s is %s after restart", now.GetMetadata().GetName(), now.State)
+		}
 	}
 	if !slices.Equal(before.list, after.list) {
 		t.Errorf("ListContainers after restart %v, before %v", after.list, before.list)
@@ -271,28 +308,30 @@ func (k *kill9) checkTickerLog(t *testing.T, files ...string) {
 	t.Logf("%d lines, %d while the daemon was down", len(lines), duringDown)
 }
 
-// removePod stops and removes the pod through CRI: every container goes,
-// its IP is released, no process is left (the rest of the leak check runs
+// removePods stops and removes the pods through CRI: every container goes,
+// the IPs are released, no process is left (the rest of the leak check runs
 // at clean-up).
-func (k *kill9) removePod(t *testing.T) {
+func (k *kill9) removePods(t *testing.T) {
 	t.Helper()
 	c := k.c
 	ipam := filepath.Join(c.s.dir, "cni-ipam", c.s.net)
-	if ips := leasedIPs(t, ipam); len(ips) != 1 {
-		t.Errorf("IPAM holds %v for one pod", ips)
+	if ips := leasedIPs(t, ipam); len(ips) != 2 {
+		t.Errorf("IPAM holds %v for two pods", ips)
 	}
-	if _, err := c.rt.StopPodSandbox(ctx(t), &runtime.StopPodSandboxRequest{PodSandboxId: k.p.id}); err != nil {
-		t.Fatalf("stop pod: %v", err)
-	}
-	if _, err := c.rt.RemovePodSandbox(ctx(t), &runtime.RemovePodSandboxRequest{PodSandboxId: k.p.id}); err != nil {
-		t.Fatalf("remove pod: %v", err)
+	for _, p := range []*pod{k.p, k.shared} {
+		if _, err := c.rt.StopPodSandbox(ctx(t), &runtime.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
+			t.Fatalf("stop pod: %v", err)
+		}
+		if _, err := c.rt.RemovePodSandbox(ctx(t), &runtime.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
+			t.Fatalf("remove pod: %v", err)
+		}
 	}
 	ctrs, err := c.rt.ListContainers(ctx(t), &runtime.ListContainersRequest{})
 	if err != nil || len(ctrs.Containers) != 0 {
-		t.Errorf("containers after the pod's removal: %v (%v)", ctrs.GetContainers(), err)
+		t.Errorf("containers after the pods' removal: %v (%v)", ctrs.GetContainers(), err)
 	}
 	if ips := leasedIPs(t, ipam); len(ips) != 0 {
-		t.Errorf("IPs still leased after the pod's removal: %v", ips)
+		t.Errorf("IPs still leased after the pods' removal: %v", ips)
 	}
 	for name, pid := range k.pids {
 		if alive(pid) {
