@@ -16,10 +16,12 @@ import (
 
 // The output of TestLogsNoLineLost: line i is "%08d " and a run of x, 100
 // bytes in all, or 40000 bytes every longEvery lines, so that those cross
-// the monitor's 16 KiB line buffer and come out as P records.
+// the monitor's 16 KiB line buffer and come out as P records. Every
+// errEvery-th line goes to stderr: two pipes into one log file.
 const (
 	floodLines = 1_000_000
 	longEvery  = 5000
+	errEvery   = 3
 	shortLen   = 100
 	longLen    = 40000
 )
@@ -30,9 +32,10 @@ var floodScript = fmt.Sprintf(`BEGIN {
   s = sprintf("%%%ds", ""); gsub(/ /, "x", s)
   l = sprintf("%%%ds", ""); gsub(/ /, "x", l)
   for (i = 1; i <= %d; i++) {
-    if (i %% %d == 0) printf "%%08d %%s\n", i, l; else printf "%%08d %%s\n", i, s
+    x = (i %% %d == 0) ? l : s
+    if (i %% %d == 0) printf "%%08d %%s\n", i, x > "/dev/stderr"; else printf "%%08d %%s\n", i, x
   }
-}`, shortLen-10, longLen-10, floodLines, longEvery)
+}`, shortLen-10, longLen-10, floodLines, longEvery, errEvery)
 
 func floodLine(i int) []byte {
 	n := shortLen
@@ -60,7 +63,7 @@ func TestLogsNoLineLost(t *testing.T) {
 	var files []string
 	begin := time.Now()
 	for n := 1; ; n++ {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 		if st, _ := c.status(t, id); st.State != runtime.ContainerState_CONTAINER_RUNNING {
 			break
 		}
@@ -91,29 +94,35 @@ func TestLogsNoLineLost(t *testing.T) {
 		files = append(files, logPath)
 	}
 
-	next, long, size := 1, 0, int64(0)
+	// Each stream's lines in order; the two streams' relative order is
+	// lost between the two pipes.
+	next := map[string]int{"stdout": 1, "stderr": errEvery}
+	lines, long, size := 0, 0, int64(0)
 	err := readCRILog(files, func(l logLine) error {
-		if want := floodLine(next); !bytes.Equal(l.content, want) {
-			return fmt.Errorf("line %.20q (%d bytes), want line %d", l.content, len(l.content), next)
-		}
-		if l.stream != "stdout" {
-			return fmt.Errorf("line %d on %s", next, l.stream)
+		i := next[l.stream]
+		if want := floodLine(i); !bytes.Equal(l.content, want) {
+			return fmt.Errorf("%s line %.20q (%d bytes), want line %d", l.stream, l.content, len(l.content), i)
 		}
 		if len(l.content) > 16<<10 {
 			long++
 			if l.records < 2 {
-				return fmt.Errorf("line %d of %d bytes in one record", next, len(l.content))
+				return fmt.Errorf("line %d of %d bytes in one record", i, len(l.content))
 			}
 		}
-		next++
+		if next[l.stream]++; l.stream == "stdout" && next["stdout"]%errEvery == 0 {
+			next["stdout"]++
+		} else if l.stream == "stderr" {
+			next["stderr"] += errEvery - 1
+		}
+		lines++
 		size += int64(len(l.content)) + 1
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next-1 != floodLines {
-		t.Errorf("%d lines in the log, want %d", next-1, floodLines)
+	if lines != floodLines {
+		t.Errorf("%d lines in the log (next stdout %d, stderr %d), want %d", lines, next["stdout"], next["stderr"], floodLines)
 	}
 	if long != floodLines/longEvery {
 		t.Errorf("%d long lines, want %d", long, floodLines/longEvery)
