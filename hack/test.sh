@@ -18,7 +18,7 @@ go test -race -count=1 -timeout 20m ./...
 log "end to end: a private cri-server, crictl, critest"
 hack/e2e.sh
 
-log "end to end: exec and attach again over websocket (what kubectl uses)"
-CRITEST_ARGS="-websocket-exec -websocket-attach" \
-  CRITEST_FOCUS='Streaming runtime should support streaming interfaces runtime should support (attach|exec)' \
+log "end to end: exec, attach and port-forward again over websocket (what kubectl uses)"
+CRITEST_ARGS="-websocket-exec -websocket-attach -websocket-portforward" \
+  CRITEST_FOCUS='Streaming runtime should support streaming interfaces runtime should support (attach|exec|portforward)' \
   hack/e2e.sh -run TestCritest

@@ -2,7 +2,9 @@ package imagesvc
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -38,6 +40,16 @@ type testRegistry struct {
 	corrupt    atomic.Bool
 	stall      atomic.Bool
 	trickle    atomic.Bool // blobs sent in 512-byte pieces 100 ms apart
+	// bearer, once set, makes the registry answer with a Bearer challenge
+	// and accept only the token its /token endpoint hands out.
+	bearer    atomic.Pointer[bearerAuth]
+	tokenGets atomic.Int64
+}
+
+// bearerAuth is a token service: it gives token for user:pass (basic auth
+// on GET) or for the refresh token (POST, grant_type=refresh_token).
+type bearerAuth struct {
+	user, pass, refresh, token string
 }
 
 func newRegistry(t *testing.T, user, pass string) *testRegistry {
@@ -45,6 +57,26 @@ func newRegistry(t *testing.T, user, pass string) *testRegistry {
 	tr := &testRegistry{user: user, pass: pass}
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	tr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b := tr.bearer.Load(); b != nil {
+			if r.URL.Path == "/token" {
+				tr.tokenGets.Add(1)
+				u, p, _ := r.BasicAuth()
+				r.ParseForm()
+				ok := (u == b.user && p == b.pass) ||
+					(r.Method == http.MethodPost && r.Form.Get("grant_type") == "refresh_token" && r.Form.Get("refresh_token") == b.refresh)
+				if !ok {
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				fmt.Fprintf(w, `{"token": %q, "access_token": %q}`, b.token, b.token)
+				return
+			}
+			if r.Header.Get("Authorization") != "Bearer "+b.token {
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, tr.srv.URL))
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		}
 		if tr.user != "" {
 			if u, p, ok := r.BasicAuth(); !ok || u != tr.user || p != tr.pass {
 				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
@@ -205,6 +237,51 @@ func TestPullWithBasicAuth(t *testing.T) {
 		t.Fatal("rootfs still mounted")
 	}
 	storeEmpty(t, s)
+}
+
+// A registry with a token service, as Docker Hub and most registries have:
+// the pull follows the Bearer challenge with each kind of CRI credential.
+func TestPullWithBearerToken(t *testing.T) {
+	requireRoot(t)
+	reg := newRegistry(t, "", "")
+	reg.push(t, "team/app:v1", 1)
+	reg.bearer.Store(&bearerAuth{user: "bob", pass: "pw", refresh: "refresh-1", token: "tok-" + t.Name()})
+	ref := reg.host + "/team/app:v1"
+	for _, tc := range []struct {
+		name string
+		auth Auth
+		ok   bool
+	}{
+		{"no credentials", Auth{}, false},
+		{"wrong password", Auth{Username: "bob", Password: "nope"}, false},
+		{"username and password", Auth{Username: "bob", Password: "pw"}, true},
+		{"auth field", Auth{Auth: base64.StdEncoding.EncodeToString([]byte("bob:pw"))}, true},
+		{"identity token", Auth{Username: "bob", IdentityToken: "refresh-1"}, true},
+		{"registry token", Auth{RegistryToken: "tok-" + t.Name()}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newService(t, Options{})
+			before := reg.tokenGets.Load()
+			img, err := s.Pull(context.Background(), ref, tc.auth)
+			if !tc.ok {
+				if !errors.Is(err, errdefs.ErrPermissionDenied) {
+					t.Fatalf("pull: %v, want permission denied", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RemoveImage(img.ID); err != nil {
+				t.Fatal(err)
+			}
+			storeEmpty(t, s)
+			// A registry token is used as it is; the others are exchanged.
+			if got := reg.tokenGets.Load() - before; (tc.auth.RegistryToken != "") != (got == 0) {
+				t.Errorf("%d token requests", got)
+			}
+		})
+	}
 }
 
 func TestRemoveAndUntag(t *testing.T) {

@@ -40,9 +40,13 @@ type PortForwarder interface {
 // handled by a single invocation of ServePortForward.
 func ServePortForward(w http.ResponseWriter, req *http.Request, portForwarder PortForwarder, podName string, uid string, portForwardOptions *V4Options, idleTimeout time.Duration, streamCreationTimeout time.Duration, supportedProtocols []string) {
 	var err error
-	if wsstream.IsWebSocketRequest(req) {
+	switch {
+	case wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
+		// cri-server patch: SPDY tunneled over websocket (tunnel.go).
+		err = handleTunnelingStreams(req, w, portForwarder, podName, uid, supportedProtocols, idleTimeout, streamCreationTimeout)
+	case wsstream.IsWebSocketRequest(req):
 		err = handleWebSocketStreams(req, w, portForwarder, podName, uid, portForwardOptions, supportedProtocols, idleTimeout, streamCreationTimeout)
-	} else {
+	default:
 		err = handleHTTPStreams(req, w, portForwarder, podName, uid, supportedProtocols, idleTimeout, streamCreationTimeout)
 	}
 
