@@ -51,6 +51,7 @@ func TestDaemonKill9(t *testing.T) {
 			t.Errorf("exec: stdout %q exit %d, want \"exec-ok\\n\" and 3", r.Stdout, r.ExitCode)
 		}
 	})
+	t.Run("stats and resource update of ticker", func(t *testing.T) { k.checkStatsAndUpdate(t) })
 	// The kubelet rotates a log through a restarted daemon too.
 	rotated := k.tickerLog + ".1"
 	t.Run("rotate ticker's log", func(t *testing.T) {
@@ -284,6 +285,44 @@ func (k *kill9) checkOrphan(t *testing.T) {
 	}
 	// Reported exited, so it must not run on unseen and unlogged.
 	waitGone(t, "orphan", k.pids["orphan"], 5*time.Second)
+}
+
+// checkStatsAndUpdate asks what the kubelet asks of a running container
+// every few seconds, and resizes it: all of it from state the restarted
+// daemon rebuilt.
+func (k *kill9) checkStatsAndUpdate(t *testing.T) {
+	c, id := k.c, k.ids["ticker"]
+	r, err := c.rt.ContainerStats(ctx(t), &runtime.ContainerStatsRequest{ContainerId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Stats.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || r.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
+		t.Errorf("ticker's stats after restart lack cpu or memory: %v", r.Stats)
+	}
+	ps, err := c.rt.PodSandboxStats(ctx(t), &runtime.PodSandboxStatsRequest{PodSandboxId: k.p.id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ps.Stats.GetLinux().GetContainers()); n == 0 {
+		t.Errorf("pod stats after restart list no container: %v", ps.Stats)
+	}
+	const limit = 256 << 20
+	if _, err := c.rt.UpdateContainerResources(ctx(t), &runtime.UpdateContainerResourcesRequest{
+		ContainerId: id, Linux: &runtime.LinuxContainerResources{MemoryLimitInBytes: limit},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := c.status(t, id)
+	if got := st.GetResources().GetLinux().GetMemoryLimitInBytes(); got != limit {
+		t.Errorf("memory limit after update %d, want %d", got, limit)
+	}
+	ex, err := c.rt.ExecSync(ctx(t), &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}, Timeout: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(ex.Stdout)); got != fmt.Sprint(limit) {
+		t.Errorf("the container's memory cgroup limit reads %q, want %d (stderr %q)", got, limit, ex.Stderr)
+	}
 }
 
 // checkTickerLog reads the ticker's log files in order: every line from
