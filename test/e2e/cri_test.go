@@ -125,12 +125,20 @@ func (c *cri) removeAllPods(t *testing.T) {
 		return
 	}
 	for _, p := range pods.GetItems() {
-		if _, err := c.rt.StopPodSandbox(cx, &runtime.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-			t.Errorf("stop pod %s at clean-up: %v", p.Id, err)
-		}
-		if _, err := c.rt.RemovePodSandbox(cx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-			t.Errorf("remove pod %s at clean-up: %v", p.Id, err)
-		}
+		c.removePod(t, p.Id)
+	}
+}
+
+// removePod stops and removes a pod, as the kubelet does.
+func (c *cri) removePod(t *testing.T, id string) {
+	t.Helper()
+	cx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := c.rt.StopPodSandbox(cx, &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Errorf("stop pod %s: %v", id, err)
+	}
+	if _, err := c.rt.RemovePodSandbox(cx, &runtime.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Errorf("remove pod %s: %v", id, err)
 	}
 }
 
