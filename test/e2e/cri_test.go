@@ -156,19 +156,10 @@ type pod struct {
 	logDir string
 }
 
-// runPod starts a pod with its own log dir and cgroup parent, as the
-// kubelet would give it; edit adjusts the config.
+// runPod starts a pod (podConfig); edit adjusts the config.
 func (c *cri) runPod(t *testing.T, name string, edit ...func(*runtime.PodSandboxConfig)) *pod {
 	t.Helper()
-	uid := randHex(16)
-	c.ids[uid] = true
-	logDir := filepath.Join(c.s.dir, "logs", uid)
-	cfg := &runtime.PodSandboxConfig{
-		Metadata:     &runtime.PodSandboxMetadata{Name: name, Namespace: "e2e", Uid: uid},
-		Hostname:     name,
-		LogDirectory: logDir,
-		Linux:        &runtime.LinuxPodSandboxConfig{CgroupParent: "/cri-e2e-pod" + uid},
-	}
+	cfg := c.podConfig(name)
 	for _, e := range edit {
 		e(cfg)
 	}
@@ -176,7 +167,28 @@ func (c *cri) runPod(t *testing.T, name string, edit ...func(*runtime.PodSandbox
 	if err != nil {
 		t.Fatalf("run pod %s: %v", name, err)
 	}
-	return &pod{id: r.PodSandboxId, config: cfg, logDir: logDir}
+	return &pod{id: r.PodSandboxId, config: cfg, logDir: cfg.LogDirectory}
+}
+
+// podConfig is a pod's config as the kubelet would give it: its own log
+// dir and cgroup parent.
+func (c *cri) podConfig(name string) *runtime.PodSandboxConfig {
+	uid := randHex(16)
+	c.ids[uid] = true
+	logDir := filepath.Join(c.s.dir, "logs", uid)
+	return &runtime.PodSandboxConfig{
+		Metadata:     &runtime.PodSandboxMetadata{Name: name, Namespace: "e2e", Uid: uid},
+		Hostname:     name,
+		LogDirectory: logDir,
+		Linux: &runtime.LinuxPodSandboxConfig{
+			CgroupParent: "/cri-e2e-pod" + uid,
+			// What the kubelet sends for a pod that does not share its
+			// PID namespace (CRI's zero value, POD, shares it).
+			SecurityContext: &runtime.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER},
+			},
+		},
+	}
 }
 
 // create creates a busybox container running argv in p; edit adjusts the
@@ -188,7 +200,13 @@ func (c *cri) create(t *testing.T, p *pod, name string, argv []string, edit func
 		Image:    &runtime.ImageSpec{Image: busybox},
 		Command:  argv,
 		LogPath:  name + ".log",
-		Linux:    &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{}},
+		Linux: &runtime.LinuxContainerConfig{
+			Resources: &runtime.LinuxContainerResources{},
+			// The kubelet gives a container its pod's namespace modes.
+			SecurityContext: &runtime.LinuxContainerSecurityContext{
+				NamespaceOptions: p.config.GetLinux().GetSecurityContext().GetNamespaceOptions(),
+			},
+		},
 	}
 	if edit != nil {
 		edit(cfg)

@@ -173,6 +173,7 @@ func (s *server) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serving := strings.Count(readString(s.log), `msg="serving CRI"`)
 	s.cmd = exec.Command(s.bin, "serve", "--config", filepath.Join(s.dir, "config.toml"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	// Its own process group: a Ctrl-C on go test must not reach it before
@@ -186,13 +187,18 @@ func (s *server) start(t *testing.T) {
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if c, err := net.Dial("unix", s.sock); err == nil {
+		// This daemon's socket: after a kill -9, a child of the old one
+		// between fork and exec may still hold the old listener for a moment.
+		if c, err := net.Dial("unix", s.sock); err == nil && strings.Count(readString(s.log), `msg="serving CRI"`) > serving {
 			c.Close()
 			break
+		} else if err == nil {
+			c.Close()
 		}
 		select {
 		case <-s.done:
-			t.Fatalf("cri-server exited before serving:\n%s", tail(s.log, 30))
+			t.Fatalf("cri-server exited before serving (state lock held by: %s):\n%s",
+				lockHolders(filepath.Join(s.dir, "state", "cri-server.lock")), tail(s.log, 30))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -411,4 +417,26 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// lockHolders names the processes holding the state dir's lock file: why a
+// restart found the state dir taken.
+func lockHolders(path string) string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		fds, _ := os.ReadDir("/proc/" + e.Name() + "/fd")
+		for _, fd := range fds {
+			if l, _ := os.Readlink("/proc/" + e.Name() + "/fd/" + fd.Name()); l == path {
+				raw, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+				out = append(out, e.Name()+" ("+strings.ReplaceAll(string(raw), "\x00", " ")+")")
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func readString(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
 }

@@ -137,11 +137,7 @@ func setupKill9(t *testing.T) *kill9 {
 			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD},
 		}
 	})
-	k.ids["early"] = c.create(t, k.shared, "early", []string{"sleep", "3601"}, func(cfg *runtime.ContainerConfig) {
-		cfg.Linux.SecurityContext = &runtime.LinuxContainerSecurityContext{
-			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD},
-		}
-	})
+	k.ids["early"] = c.create(t, k.shared, "early", []string{"sleep", "3601"}, nil)
 	c.start(t, k.ids["early"])
 	k.tickerLog = filepath.Join(k.p.logDir, "ticker.log")
 	waitLog(t, k.tickerLog, "tick 20", 10*time.Second)
