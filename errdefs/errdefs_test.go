@@ -1,48 +1,34 @@
 package errdefs
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
-func TestCode(t *testing.T) {
+func TestClasses(t *testing.T) {
 	tests := []struct {
-		name string
-		err  error
-		want codes.Code
+		name  string
+		err   error
+		class error
+		msg   string
 	}{
-		{"nil", nil, codes.OK},
-		{"wrapped sentinel", fmt.Errorf("remove pod x: %w", ErrNotFound), codes.NotFound},
-		{"helper", InvalidArgument("bad name %q", "a/b"), codes.InvalidArgument},
-		{"double wrap", fmt.Errorf("a: %w", fmt.Errorf("b: %w", ErrAlreadyExists)), codes.AlreadyExists},
-		{"context", fmt.Errorf("pull: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
-		{"status passes", status.Error(codes.Aborted, "x"), codes.Aborted},
-		{"plain", errors.New("boom"), codes.Unknown},
+		{"helper", NotFound("pod %s", "abc"), ErrNotFound, "pod abc"},
+		{"wrapped helper", fmt.Errorf("remove pod: %w", InvalidArgument("bad name %q", "a/b")), ErrInvalidArgument, `remove pod: bad name "a/b"`},
+		{"wrapped sentinel", fmt.Errorf("create: %w", ErrAlreadyExists), ErrAlreadyExists, "create: already exists"},
+		{"new", New(ErrAborted, "x %d", 1), ErrAborted, "x 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Code(tt.err); got != tt.want {
-				t.Fatalf("Code(%v) = %v, want %v", tt.err, got, tt.want)
+			if !errors.Is(tt.err, tt.class) {
+				t.Errorf("%v is not %v", tt.err, tt.class)
+			}
+			if errors.Is(tt.err, ErrUnavailable) {
+				t.Errorf("%v is also unavailable", tt.err)
+			}
+			if tt.err.Error() != tt.msg {
+				t.Errorf("message %q, want %q", tt.err.Error(), tt.msg)
 			}
 		})
-	}
-}
-
-func TestMessageKeepsNoClassSuffix(t *testing.T) {
-	err := NotFound("pod %s", "abc")
-	if err.Error() != "pod abc" {
-		t.Fatalf("message %q", err.Error())
-	}
-	st, _ := status.FromError(ToGRPC(err))
-	if st.Code() != codes.NotFound || st.Message() != "pod abc" {
-		t.Fatalf("status %v", st)
-	}
-	if !errors.Is(FromGRPC(ToGRPC(err)), ErrNotFound) {
-		t.Fatal("round trip lost the class")
 	}
 }

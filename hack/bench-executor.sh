@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks the executor beside runc: create+start+wait+delete of a busybox
 # container running /bin/true, N times (default 200) through each command
-# line ("oci run"/"runc run"), printing median and p95, the ratio, the peak
-# RSS of our command line and the Go start-up cost of the re-exec'd init.
+# line ("oci run"/"runc run", alternating), printing median and p95, the
+# ratio, the peak RSS of our command line, the executor's per-phase medians
+# (from its log) and the Go package-init cost of both of its processes.
 # Needs root, runc (apt) and busybox (apt). Usage: hack/bench-executor.sh [N]
 set -euo pipefail
 N=${1:-200}
@@ -13,9 +14,7 @@ CG=/cri-server-bench-$$
 # failed iteration could leave.
 trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
-TAGS=""
-[[ -d $REPO/oci/cgroups ]] || TAGS=""
-(cd "$REPO" && go build $TAGS -o "$WORK/cri-server" ./hack/executor-cli)
+(cd "$REPO" && go build -o "$WORK/cri-server" ./hack/executor-cli)
 
 # The rootfs: Debian's dynamic busybox and the libraries ldd names.
 B=$WORK/bundle; R=$B/rootfs
@@ -33,25 +32,34 @@ c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(p, "w"))
 PY
 
-# run_loop NAME CMD... : prints per-iteration milliseconds to $WORK/NAME.ms
+# run_one NAME I CMD... : times one run, appending milliseconds to $WORK/NAME.ms
+run_one() {
+  local name=$1 i=$2; shift 2
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" run -b "$B" "bench-$name-$$-$i" >/dev/null 2>&1 </dev/null || { echo "$name run $i failed"; "$@" run -b "$B" "bench-$name-$$-x$i" </dev/null || true; exit 1; }
+  t1=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000 )) >> "$WORK/$name.ms"
+}
+
+# run_loop NAME CMD... : N runs of one runtime
 run_loop() {
   local name=$1; shift
   : > "$WORK/$name.ms"
-  for i in $(seq 1 "$N"); do
-    local t0 t1
-    t0=$(date +%s%N)
-    "$@" run -b "$B" "bench-$name-$$-$i" >/dev/null 2>&1 </dev/null || { echo "$name run $i failed"; "$@" run -b "$B" "bench-$name-$$-x$i" </dev/null || true; exit 1; }
-    t1=$(date +%s%N)
-    echo $(( (t1 - t0) / 1000 )) >> "$WORK/$name.ms"
-  done
+  for i in $(seq 1 "$N"); do run_one "$name" "$i" "$@"; done
 }
 
 stats() { # prints "median p95" in ms
   sort -n "$1" | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; p=a[int(NR*0.95+0.5)]; printf "%.2f %.2f\n", m/1000, p/1000}'
 }
 
-run_loop cri-server "$WORK/cri-server" oci --root "$WORK/state"
-run_loop runc runc --root "$WORK/runc-state"
+# cri-server and runc alternate, so that both see the same load on a
+# shared machine.
+: > "$WORK/cri-server.ms"; : > "$WORK/runc.ms"
+for i in $(seq 1 "$N"); do
+  run_one cri-server "$i" "$WORK/cri-server" oci --root "$WORK/state"
+  run_one runc "$i" runc --root "$WORK/runc-state"
+done
 read -r om op < <(stats "$WORK/cri-server.ms")
 read -r rm rp < <(stats "$WORK/runc.ms")
 printf "%-12s median %7s ms  p95 %7s ms\n" cri-server "$om" "$op" runc "$rm" "$rp"
@@ -67,13 +75,50 @@ fi
 if [[ -x /usr/bin/time ]]; then
   /usr/bin/time -f "peak RSS of 'oci run': %M KiB" "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-rss-$$ </dev/null
 fi
-# Phase timings from the executor's log (create = namespaces+mounts+cgroup up to the barrier).
-for i in 1 2 3 4 5; do
+# Phase medians from the executor's log (oci/phases.go): create = prep, cgroup
+# (mkdir before the clone), clone (namespaces, up to the init's execve),
+# gostart (the init's dynamic linking, C constructor, Go runtime and package
+# init), config (its decoding), rootfs (mounts, pivot_root, masked/read-only
+# paths), process, limits, save; then start, the wait for /bin/true and delete.
+P=$(( N < 50 ? N : 50 ))
+for i in $(seq 1 "$P"); do
   "$WORK/cri-server" oci --root "$WORK/state" --log "$WORK/log" run -b "$B" bench-log-$$-$i </dev/null >/dev/null 2>&1 || true
 done
-echo "create phases (clone+exec of the init with its namespaces / cgroup / mounts+pivot until the barrier):"
-grep 'msg="container created"' "$WORK/log" | grep -o 'clone=.*' | sed 's/^/  /' || true
-# Go start-up of the re-exec'd init: the sum of package init() clocks.
+echo "executor phases, median of $P runs:"
+# The median of every duration attribute of the lifecycle log lines, in ms.
+awk '
+function ms(v) {
+  if (v ~ /ms$/) return substr(v, 1, length(v)-2) + 0
+  if (v ~ /µs$/) return (substr(v, 1, length(v)-3) + 0) / 1000
+  if (v ~ /us$/) return (substr(v, 1, length(v)-2) + 0) / 1000
+  if (v ~ /ns$/) return (substr(v, 1, length(v)-2) + 0) / 1e6
+  if (v ~ /s$/)  return (substr(v, 1, length(v)-1) + 0) * 1000
+  return -1
+}
+/msg="container (created|started|exited|deleted)"/ {
+  match($0, /msg="container [a-z]+"/); ev = substr($0, RSTART+15, RLENGTH-16)
+  for (i = 1; i <= NF; i++) {
+    split($i, kv, "=")
+    if (kv[1] ~ /^(time|level|msg|container|pid|code)$/ || kv[2] == "") continue
+    v = ms(kv[2]); if (v < 0) continue
+    key = ev "." kv[1]
+    if (!(key in n)) order[++nk] = key
+    vals[key, ++n[key]] = v
+  }
+}
+END {
+  for (k = 1; k <= nk; k++) {
+    key = order[k]; m = n[key]
+    for (i = 1; i <= m; i++) a[i] = vals[key, i]
+    # insertion sort: a few hundred values at most
+    for (i = 2; i <= m; i++) { x = a[i]; j = i - 1; while (j > 0 && a[j] > x) { a[j+1] = a[j]; j-- } a[j+1] = x }
+    printf "  %-18s %7.3f ms\n", key, a[int((m+1)/2)]
+  }
+}
+' "$WORK/log"
+# Go start-up of the two processes of a run: the command line, then the
+# re-exec'd init (its lines follow the second "init runtime").
 GODEBUG=inittrace=1 "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-init-$$ </dev/null 2>"$WORK/inittrace" >/dev/null || true
-awk '/^init /{n++; ms+=$5} END {printf "re-exec Go package init: %d packages, %.3f ms total (two processes: command line + init)\n", n, ms}' "$WORK/inittrace"
+awk '/^init runtime /{p++} /^init /{n[p]++; ms[p]+=$5}
+  END {printf "Go package init: command line %d packages %.3f ms; re-exec'"'"'d init %d packages %.3f ms\n", n[1], ms[1], n[2], ms[2]}' "$WORK/inittrace"
 sort -k5 -n -r "$WORK/inittrace" | grep '^init ' | head -5 | sed 's/^/  heaviest: /'

@@ -5,7 +5,8 @@
 # bridge, subnet and tmpfs state dir, and checks for leaks when done.
 #   N=100 hack/bench-pods.sh          # pods in sequence (default 100)
 #   CRIT_BENCH_NOMASQ=1 ...           # bridge without ipMasq
-# containerd is not compared here yet (see issue 5).
+# In-process (Go benchmarks in server/): for the issue-5 table beside
+# containerd and the plugins through a real socket, run hack/bench-cri.sh.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 N=${N:-100}

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Builds cri-server into _output/bin.
+# Builds cri-server into _output/bin: first cmd/cri-server-shim (the
+# per-container monitor and init), written into cmd/cri-server where
+# go:embed finds it, then cri-server with the tag embedshim, which embeds it.
+# The product stays one file; a plain `go build ./cmd/cri-server` works too,
+# without the shim (the daemon then re-executes itself).
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$REPO_ROOT/_output/bin"
 cd "$REPO_ROOT"
 ver=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
-go build -ldflags "-X github.com/cri-server/cri-server/version.Version=$ver" -o _output/bin/cri-server ./cmd/cri-server
-log "built _output/bin/cri-server ($ver)"
+ldflags="-X github.com/cri-server/cri-server/version.Version=$ver"
+# -s -w: the shim lives in a memfd, in RAM; its symbols and DWARF would too.
+go build -ldflags "$ldflags -s -w" -o cmd/cri-server/cri-server-shim ./cmd/cri-server-shim
+go build -tags embedshim -ldflags "$ldflags" -o _output/bin/cri-server ./cmd/cri-server
+log "built _output/bin/cri-server ($ver, shim $(stat -c %s cmd/cri-server/cri-server-shim) bytes)"

@@ -6,6 +6,11 @@
 #   runtimes_init                 temp dir $RT_DIR, cleaned by runtimes_cleanup (EXIT trap)
 #   criserver_start BIN           sets CRISERVER_SOCK, CRISERVER_PID
 #   containerd_start              sets CONTAINERD_SOCK, CONTAINERD_PID (installs containerd if missing)
+#   rt_network DIR NAME           a bridge conflist in DIR/net.d (also for the CNI floor)
+#
+# Each runtime's state dir is a tmpfs, as /run is on a node (containerd's
+# /run/containerd, cri-server's /run/cri-server): /tmp here is a slow disk,
+# which would measure the disk, not the runtimes.
 
 RT_DIR=
 RT_PIDS=()
@@ -49,6 +54,11 @@ JSON
   RT_BRIDGES+=("$name")
 }
 
+rt_state_tmpfs() { # DIR: DIR/state on a tmpfs, unmounted by runtimes_cleanup
+  mkdir -p "$1/state"
+  mount -t tmpfs -o mode=0711 tmpfs "$1/state"
+}
+
 rt_wait_socket() { # SOCK PID LOG
   for _ in $(seq 300); do
     [[ -S $1 ]] && return 0
@@ -63,6 +73,7 @@ criserver_start() {
   local bin=$1 dir=$RT_DIR/cri-server id
   id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
   mkdir -p "$dir"
+  rt_state_tmpfs "$dir"
   rt_network "$dir" "crib$id"
   cat >"$dir/config.toml" <<TOML
 root = "$dir/root"
@@ -99,6 +110,7 @@ containerd_start() {
   fi
   id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
   mkdir -p "$dir"
+  rt_state_tmpfs "$dir"
   rt_network "$dir" "crref$id"
   cat >"$dir/config.toml" <<TOML
 version = 2

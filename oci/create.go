@@ -28,33 +28,12 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, io IO
 // CreateBundle is Create recording the bundle directory (reported by State;
 // a relative root.path is resolved against it).
 func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *specs.Spec, stdio IO) (c *Container, retErr error) {
-	if err := validID(id); err != nil {
-		return nil, err
-	}
-	if err := validateSpec(spec); err != nil {
-		return nil, err
-	}
-	plan, err := planNamespaces(spec.Linux)
+	ph := phases{t0: time.Now()}
+	in, err := r.createInputs(id, bundle, spec)
 	if err != nil {
 		return nil, err
 	}
-	rootfs := spec.Root.Path
-	if !filepath.IsAbs(rootfs) {
-		rootfs = filepath.Join(bundle, rootfs)
-	}
-	if rootfs, err = filepath.Abs(rootfs); err != nil {
-		return nil, errdefs.InvalidArgument("root.path: %v", err)
-	}
-	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
-		return nil, errdefs.InvalidArgument("root.path %s: not a directory", rootfs)
-	}
-	var bpf []byte
-	var bpfFlags uint
-	if spec.Linux.Seccomp != nil {
-		if bpf, bpfFlags, err = seccomp.CompileCached(r.seccompCacheDir(), spec.Linux.Seccomp); err != nil {
-			return nil, err
-		}
-	}
+	plan, rootfs := in.plan, in.rootfs
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -85,42 +64,39 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		return nil, fmt.Errorf("create cgroup manager: %w", err)
 	}
 	undo = append(undo, func() { _ = mgr.Destroy() })
+	ph.mark(&ph.prep)
 
 	cmd, parent, err := r.initCmd(dir, plan, spec.Linux, stdio)
 	if err != nil {
 		return nil, err
 	}
 	defer parent.Close()
-	t0 := time.Now()
-	err = startIn(plan.thread, cmd.Start)
-	closeChildFiles(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("start init: %w", err)
+	if err := r.startInit(cmd, plan, mgr, spec.Process, &ph); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
 	}
 	pid := cmd.Process.Pid
-	tClone := time.Since(t0)
 	undo = append(undo, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	defer stop()
 
-	if err := mgr.Apply(pid); err != nil {
-		return nil, fmt.Errorf("join cgroup %s: %w", cgPath, err)
-	}
-	if err := setOOMScoreAdj(pid, spec.Process.OOMScoreAdj); err != nil {
-		return nil, err
-	}
-	tCgroup := time.Since(t0) - tClone
 	st := &containerState{
 		ID: id, Pid: pid, PidStart: pidStart(pid), Bundle: bundle, Rootfs: rootfs,
 		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations,
 	}
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
-		Seccomp: bpf, SeccompFlags: bpfFlags, CgroupPaths: mgr.Paths()}
-	console, err := r.driveInit(ctx, conn, cfg, st)
+		Seccomp: in.bpf, SeccompFlags: in.bpfFlags, CgroupPaths: mgr.Paths()}
+	if plan.cloneFlags&unix.CLONE_NEWNS != 0 && hasCgroupMount(spec) {
+		// Read while the init starts up; cached by a long-lived parent.
+		if cfg.CgroupMounts, err = cgroupHierarchies(); err != nil {
+			return nil, fmt.Errorf("list cgroup hierarchies: %w", err)
+		}
+	}
+	console, it, err := r.driveInit(ctx, conn, cfg, st)
 	if err != nil {
 		return nil, err
 	}
+	ph.init(it)
 	// Limits go on once the init is set up: its Go runtime has made its
 	// threads by now, and a small pids.max would otherwise kill it (runc
 	// sets them at the same point).
@@ -132,76 +108,161 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 			return nil, fmt.Errorf("set resources: %w", err)
 		}
 	}
+	ph.mark(&ph.limits)
 	if err := r.save(st); err != nil {
 		if console != nil {
 			console.Close()
 		}
 		return nil, err
 	}
-	// Phases: clone+exec of the init (namespaces), cgroup, then the init's
-	// setup (mounts, pivot_root, console) up to the barrier.
-	r.log.Info("container created", "container", id, "pid", pid, "clone", tClone, "cgroup", tCgroup,
-		"setup", time.Since(t0)-tClone-tCgroup, "took", time.Since(t0))
+	ph.mark(&ph.save)
+	r.log.Info("container created", append([]any{"container", id, "pid", pid}, ph.attrs()...)...)
 	return &Container{ID: id, Pid: pid, Console: console, cmd: cmd}, nil
 }
 
-// driveInit sends the config and serves the init until it is ready.
-func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) (console *os.File, err error) {
+// createInputs are what a create derives from its arguments before it
+// changes anything.
+type createInputs struct {
+	plan     *nsPlan
+	rootfs   string // absolute
+	bpf      []byte // compiled seccomp program, nil without one
+	bpfFlags uint
+}
+
+func (r *Runtime) createInputs(id, bundle string, spec *specs.Spec) (*createInputs, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	plan, err := planNamespaces(spec.Linux)
+	if err != nil {
+		return nil, err
+	}
+	in := &createInputs{plan: plan, rootfs: spec.Root.Path}
+	if !filepath.IsAbs(in.rootfs) {
+		in.rootfs = filepath.Join(bundle, in.rootfs)
+	}
+	if in.rootfs, err = filepath.Abs(in.rootfs); err != nil {
+		return nil, errdefs.InvalidArgument("root.path: %v", err)
+	}
+	if fi, err := os.Stat(in.rootfs); err != nil || !fi.IsDir() {
+		return nil, errdefs.InvalidArgument("root.path %s: not a directory", in.rootfs)
+	}
+	if spec.Linux.Seccomp != nil {
+		if in.bpf, in.bpfFlags, err = seccomp.CompileCached(r.seccompCacheDir(), spec.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// startInit starts the init inside mgr's cgroup (see joinAtFork) with its
+// oom_score_adj. On error no child is left running.
+func (r *Runtime) startInit(cmd *exec.Cmd, plan *nsPlan, mgr CgroupManager, p *specs.Process, ph *phases) error {
+	join, err := joinAtFork(mgr, cmd)
+	if err != nil {
+		r.closeChildFiles(cmd)
+		return fmt.Errorf("create: %w", err)
+	}
+	if join != nil && cmd.SysProcAttr.Cloneflags&unix.CLONE_NEWCGROUP != 0 {
+		// The child enters its cgroup only once running: its new cgroup
+		// namespace must come after, to be rooted there (runc's order).
+		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWCGROUP
+		cmd.Env = append(cmd.Env, newCgroupNSEnv+"=1")
+	}
+	ph.mark(&ph.cgroup)
+	err = startIn(plan.thread, cmd.Start)
+	r.closeChildFiles(cmd)
+	join.Close()
+	if err != nil {
+		return fmt.Errorf("start init: %w", err)
+	}
+	ph.mark(&ph.clone)
+	err = applyUnlessJoined(mgr, join, cmd.Process.Pid)
+	if err == nil {
+		err = setOOMScoreAdj(cmd.Process.Pid, p.OOMScoreAdj)
+	}
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return err
+	}
+	ph.mark(&ph.cgroup)
+	return nil
+}
+
+// driveInit sends the config and serves the init until it is ready; it
+// returns the pty master (process.terminal) and the init's milestones.
+func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) (console *os.File, times *initTimes, err error) {
 	defer func() {
 		if err != nil && console != nil {
 			console.Close()
 			console = nil
 		}
 	}()
-	if err := conn.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
-		return nil, err
-	}
+	// An init that failed before reading (the nsenter constructor) has
+	// closed its end: its error frame, if any, is still ours to read.
+	sendErr := conn.send(&syncMsg{Type: msgConfig, Config: cfg})
 	for {
 		m, err := conn.recv()
 		if err != nil {
 			if cerr := ctxErr(ctx); cerr != nil {
-				return console, cerr
+				return console, nil, cerr
+			}
+			if sendErr != nil {
+				return console, nil, sendErr
 			}
 			if err == io.EOF || errors.Is(err, unix.ECONNRESET) {
-				return console, errors.New("container init exited during setup")
+				return console, nil, errors.New("container init exited during setup")
 			}
-			return console, fmt.Errorf("read from init: %w", err)
+			return console, nil, fmt.Errorf("read from init: %w", err)
 		}
 		switch m.Type {
 		case msgError:
 			if m.Error == nil {
-				return console, errors.New("init failed")
+				return console, nil, errors.New("init failed")
 			}
-			return console, m.Error.toError()
+			return console, nil, m.Error.toError()
 		case msgConsole:
 			if console, err = conn.recvFd(); err != nil {
-				return console, err
+				return console, nil, err
 			}
 		case msgHooks:
-			s := r.ociState(st)
-			s.Status = specs.StateCreating
-			if h := cfg.Spec.Hooks; h != nil {
-				// prestart is deprecated but still written by older tools;
-				// it runs where createRuntime does, just before it (runc).
-				if err := runHooks(ctx, "prestart", h.Prestart, s); err != nil { //nolint:staticcheck
-					return console, err
-				}
-				if err := runHooks(ctx, "createRuntime", h.CreateRuntime, s); err != nil {
-					return console, err
-				}
-				if err := runHooks(ctx, "createContainer", h.CreateContainer, s); err != nil {
-					return console, err
-				}
-			}
-			if err := conn.send(&syncMsg{Type: msgHooksDone}); err != nil {
-				return console, err
+			if err := r.createHooks(ctx, conn, cfg, st); err != nil {
+				return console, nil, err
 			}
 		case msgReady:
-			return console, nil
+			if sendErr != nil {
+				return console, nil, sendErr
+			}
+			return console, m.Times, nil
 		default:
-			return console, fmt.Errorf("unexpected %s message from init", m.Type)
+			return console, nil, fmt.Errorf("unexpected %s message from init", m.Type)
 		}
 	}
+}
+
+// createHooks runs the hooks due once the mounts are done, then releases
+// the init.
+func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) error {
+	s := r.ociState(st)
+	s.Status = specs.StateCreating
+	if h := cfg.Spec.Hooks; h != nil {
+		// prestart is deprecated but still written by older tools; it
+		// runs where createRuntime does, just before it (runc).
+		if err := runHooks(ctx, "prestart", h.Prestart, s); err != nil { //nolint:staticcheck
+			return err
+		}
+		if err := runHooks(ctx, "createRuntime", h.CreateRuntime, s); err != nil {
+			return err
+		}
+		if err := runHooks(ctx, "createContainer", h.CreateContainer, s); err != nil {
+			return err
+		}
+	}
+	return conn.send(&syncMsg{Type: msgHooksDone})
 }
 
 // initCmd prepares the re-exec of the init. Only stdio, the sync socket and the
@@ -213,7 +274,6 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 	}
 	parent, child := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")
 	cmd := &exec.Cmd{
-		Path:       r.exePath,
 		Args:       []string{"cri-server", "init"},
 		Env:        []string{},
 		Stdin:      stdio.Stdin,
@@ -234,6 +294,11 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 		}
 		cmd.ExtraFiles = append(cmd.ExtraFiles, sd)
 	}
+	// The sealed binary reaches the child at a position of ours: a number
+	// of the parent's could be overwritten by the ExtraFiles dup2s before
+	// the exec. InitMain marks it close-on-exec with the rest.
+	cmd.Path = "/proc/self/fd/" + strconv.Itoa(3+len(cmd.ExtraFiles))
+	cmd.ExtraFiles = append(cmd.ExtraFiles, r.exe)
 	if gd := os.Getenv("GODEBUG"); gd != "" {
 		cmd.Env = append(cmd.Env, "GODEBUG="+gd)
 	}
@@ -252,9 +317,13 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 	return cmd, parent, nil
 }
 
-func closeChildFiles(cmd *exec.Cmd) {
+// closeChildFiles closes our copies of what only the child needs: all the
+// ExtraFiles but the sealed binary, which serves every container.
+func (r *Runtime) closeChildFiles(cmd *exec.Cmd) {
 	for _, f := range cmd.ExtraFiles {
-		f.Close()
+		if f != r.exe {
+			f.Close()
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -114,105 +113,4 @@ func devSymlinks(root int) error {
 		}
 	}
 	return nil
-}
-
-// mountCgroups mounts the cgroup hierarchies at target. With a cgroup
-// namespace each hierarchy is mounted fresh (rooted at the namespace);
-// without one, the container's own cgroup directories are bind-mounted so the
-// host's tree stays hidden.
-func mountCgroups(root int, dest, target string, o mountOpts, paths map[string]string, cgroupNS bool) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-		if cgroupNS {
-			return unix.Mount("cgroup2", target, "cgroup2", o.flags, "")
-		}
-		return bindCgroup(paths[""], target, o.flags)
-	}
-	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
-		return fmt.Errorf("mount cgroup tmpfs: %w", err)
-	}
-	// target still names the directory under the tmpfs: reopen the top.
-	tfd, err := openInRoot(root, dest, unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(tfd)
-	target = procFd(tfd)
-	hiers, err := cgroupHierarchies()
-	if err != nil {
-		return err
-	}
-	for _, h := range hiers {
-		sub := filepath.Join(target, h.name)
-		if err := os.Mkdir(sub, 0o755); err != nil && !os.IsExist(err) {
-			return err
-		}
-		if cgroupNS {
-			if err := unix.Mount("cgroup", sub, h.fstype, o.flags, h.opts); err != nil {
-				return fmt.Errorf("mount cgroup %s: %w", h.name, err)
-			}
-			continue
-		}
-		src := ""
-		for _, c := range strings.Split(h.name, ",") {
-			if paths[c] != "" {
-				src = paths[c]
-			}
-		}
-		if src == "" {
-			continue
-		}
-		if err := bindCgroup(src, sub, o.flags); err != nil {
-			return err
-		}
-	}
-	if o.flags&unix.MS_RDONLY != 0 {
-		return unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755")
-	}
-	return nil
-}
-
-func bindCgroup(src, dst string, flags uintptr) error {
-	if src == "" {
-		return nil
-	}
-	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind cgroup %s: %w", src, err)
-	}
-	return unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-}
-
-type cgroupHier struct{ name, fstype, opts string }
-
-func cgroupHierarchies() ([]cgroupHier, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []cgroupHier
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		i := 0
-		for i < len(fields) && fields[i] != "-" {
-			i++
-		}
-		if i+3 >= len(fields) || !strings.HasPrefix(fields[4], "/sys/fs/cgroup/") {
-			continue
-		}
-		switch fields[i+1] {
-		case "cgroup":
-			var keep []string
-			for _, o := range strings.Split(fields[i+3], ",") {
-				if o != "rw" && o != "ro" {
-					keep = append(keep, o)
-				}
-			}
-			out = append(out, cgroupHier{filepath.Base(fields[4]), "cgroup", strings.Join(keep, ",")})
-		case "cgroup2":
-			out = append(out, cgroupHier{filepath.Base(fields[4]), "cgroup2", ""})
-		}
-	}
-	return out, sc.Err()
 }

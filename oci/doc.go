@@ -10,9 +10,14 @@
 // process, so no Go runtime stays inside the container.
 //
 // Joining a mount or user namespace is impossible from a multithreaded
-// process, and every Go process is one. Net, UTS, IPC, PID, cgroup and time
+// process, and every Go process is one. Net, UTS, IPC, PID and time
 // namespaces are joined per thread in the parent (lock the OS thread, setns,
-// fork from it). Mount and user namespaces are joined by the C constructor in
-// oci/nsenter, which runs before the Go runtime starts and only when
-// _CRISERVER_NSENTER is set, so a normal start pays nothing for it.
+// fork from it). Mount, user and cgroup namespaces are joined by the C
+// constructor in oci/nsenter, which runs before the Go runtime starts and only when
+// _CRISERVER_NSENTER is set, so a normal start pays nothing for it. The same
+// constructor joins the cgroup v1 hierarchies while the init has a single
+// thread (oci/cgroups.ForkJoin); this package imports oci/nsenter so that
+// every binary able to run InitMain has it.
 package oci
+
+import _ "github.com/cri-server/cri-server/oci/nsenter" // the init's C constructor

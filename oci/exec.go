@@ -16,10 +16,11 @@ import (
 // Exec starts p inside a running container: all its namespaces, its cgroup,
 // and the container's seccomp profile. The caller is the process's parent.
 //
-// Net, UTS, IPC, PID, cgroup and time namespaces are joined by the parent on a
-// locked thread before the fork; user and mount namespaces by the oci/nsenter
-// constructor in the child before the Go runtime starts (the kernel refuses
-// them to a multithreaded process). The binary must link oci/nsenter.
+// Net, UTS, IPC, PID and time namespaces are joined by the parent on a
+// locked thread before the fork; user, cgroup and mount namespaces by the
+// oci/nsenter constructor in the child before the Go runtime starts (the
+// kernel refuses the first and last to a multithreaded process; see nsPlan
+// for cgroup).
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio IO) (*Process, error) {
 	if p == nil || len(p.Args) == 0 {
 		return nil, errdefs.InvalidArgument("process.args: empty")
@@ -37,12 +38,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	plan := &nsPlan{}
 	self := strconv.Itoa(st.Pid)
 	for _, ns := range st.Spec.Linux.Namespaces {
-		j := nsJoin{ns.Type, "/proc/" + self + "/ns/" + procNsName[ns.Type]}
-		if ns.Type == specs.UserNamespace || ns.Type == specs.MountNamespace {
-			plan.nsenter = append(plan.nsenter, j)
-		} else {
-			plan.thread = append(plan.thread, j)
-		}
+		plan.add(nsJoin{ns.Type, "/proc/" + self + "/ns/" + procNsName[ns.Type]})
 	}
 	var bpf []byte
 	var bpfFlags uint
@@ -61,8 +57,14 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	}
 	defer parent.Close()
 	cmd.SysProcAttr.Cloneflags = 0
+	join, err := joinAtFork(mgr, cmd)
+	if err != nil {
+		r.closeChildFiles(cmd)
+		return nil, fmt.Errorf("open cgroup of %s: %w", id, err)
+	}
 	err = startIn(plan.thread, cmd.Start)
-	closeChildFiles(cmd)
+	r.closeChildFiles(cmd)
+	join.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start exec: %w", err)
 	}
@@ -75,8 +77,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	}()
 	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	defer stop()
-	if err := mgr.Apply(cmd.Process.Pid); err != nil {
-		return nil, fmt.Errorf("join cgroup: %w", err)
+	if err := applyUnlessJoined(mgr, join, cmd.Process.Pid); err != nil {
+		return nil, err
 	}
 	if err := setOOMScoreAdj(cmd.Process.Pid, p.OOMScoreAdj); err != nil {
 		return nil, err
@@ -84,7 +86,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{Exec: true, ID: id, Spec: st.Spec, Process: p, Seccomp: bpf, SeccompFlags: bpfFlags}
 	t0 := time.Now()
-	console, err := r.driveInit(ctx, conn, cfg, st)
+	console, _, err := r.driveInit(ctx, conn, cfg, st)
 	if err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}

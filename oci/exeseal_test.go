@@ -3,6 +3,7 @@ package oci
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -22,6 +23,7 @@ func TestSealedExeUnwritable(t *testing.T) {
 	}{
 		{"read-only mount", roMountExe, unix.EROFS},
 		{"memfd", memfdExe, unix.EPERM},
+		{"embedded binary", sealBinaryFile, unix.EPERM},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,4 +55,85 @@ func TestSealedExeUnwritable(t *testing.T) {
 			}
 		})
 	}
+}
+
+func sealBinaryFile(src string) (*os.File, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return nil, err
+	}
+	return SealBinary("test-bin", b)
+}
+
+// TestSealedExeShared checks that a Runtime (and a monitor, whose
+// /proc/self/exe is the daemon's sealed shim) shares an already sealed
+// binary instead of copying it once more, and copies anything else.
+func TestSealedExeShared(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	b, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := string(b)
+	sealed, err := SealBinary("test-true", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sealed.Close()
+	if string(b) != orig {
+		t.Fatal("SealBinary changed the caller's bytes (paging out must keep them)")
+	}
+	if _, err := SealBinary("empty", nil); err == nil {
+		t.Fatal("SealBinary of nothing succeeded")
+	}
+	unsealed, err := newExecMemfd("test-unsealed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsealed.Close()
+	if _, err := unsealed.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		src    string
+		shared bool
+	}{
+		{"sealed memfd", procFd(int(sealed.Fd())), true},
+		{"unsealed memfd", procFd(int(unsealed.Fd())), false},
+		{"plain file", "/bin/true", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := sealedExe(tc.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if same := sameFile(t, f, sealed); same != tc.shared {
+				t.Fatalf("shares the sealed memfd: %v, want %v", same, tc.shared)
+			}
+			if _, err := openSealed(tc.src); (err == nil) != tc.shared {
+				t.Fatalf("openSealed: %v", err)
+			}
+			// Whatever sealedExe returned must still run, as the init does.
+			if out, err := exec.Command(procFd(int(f.Fd()))).CombinedOutput(); err != nil {
+				t.Fatalf("exec sealed binary: %v %s", err, out)
+			}
+		})
+	}
+}
+
+func sameFile(t *testing.T, a, b *os.File) bool {
+	t.Helper()
+	var sa, sb unix.Stat_t
+	if err := unix.Fstat(int(a.Fd()), &sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fstat(int(b.Fd()), &sb); err != nil {
+		t.Fatal(err)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }

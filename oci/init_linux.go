@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -20,6 +21,7 @@ import (
 // InitMain is the container init: the binary re-executed with the argument
 // "init". It never returns.
 func InitMain() {
+	times.Main = time.Now().UnixNano()
 	// Capabilities, no_new_privs and seccomp are per thread: everything
 	// happens on this one, which is also the one that execs.
 	runtime.LockOSThread()
@@ -37,6 +39,9 @@ func InitMain() {
 	os.Exit(127)
 }
 
+// times is filled as the init goes and sent with msgReady.
+var times initTimes
+
 func runInit(conn syncConn) error {
 	m, err := conn.recv()
 	if err != nil {
@@ -46,6 +51,7 @@ func runInit(conn syncConn) error {
 		return fmt.Errorf("first message is %s, not config", m.Type)
 	}
 	cfg := m.Config
+	times.Config = time.Now().UnixNano()
 	if cfg.Exec {
 		return execInit(conn, cfg)
 	}
@@ -95,6 +101,7 @@ func runInit(conn syncConn) error {
 			return err
 		}
 	}
+	times.Rootfs = time.Now().UnixNano()
 	p := cfg.Process
 	if err := setPersonality(spec.Linux.Personality); err != nil {
 		return err
@@ -106,7 +113,7 @@ func runInit(conn syncConn) error {
 	if err != nil {
 		return err
 	}
-	if err := conn.send(&syncMsg{Type: msgReady}); err != nil {
+	if err := conn.send(&syncMsg{Type: msgReady, Times: &times}); err != nil {
 		return err
 	}
 	unix.Close(initSyncFd)
@@ -246,13 +253,16 @@ func finalize(p *specs.Process, cfg *initConfig, path string, env []string) erro
 	for i, g := range p.User.AdditionalGids {
 		gids[i] = int(g)
 	}
-	if err := syscall.Setgroups(gids); err != nil {
+	// This thread's credentials only, as runc does: it is the one that
+	// execs, and execve ends the others. Go's syscall.Setres[ug]id would
+	// signal every thread of the runtime to change theirs too.
+	if err := unix.Setgroups(gids); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}
-	if err := syscall.Setresgid(int(p.User.GID), int(p.User.GID), int(p.User.GID)); err != nil {
+	if err := threadSetres(unix.SYS_SETRESGID, p.User.GID); err != nil {
 		return fmt.Errorf("setgid %d: %w", p.User.GID, err)
 	}
-	if err := syscall.Setresuid(int(p.User.UID), int(p.User.UID), int(p.User.UID)); err != nil {
+	if err := threadSetres(unix.SYS_SETRESUID, p.User.UID); err != nil {
 		return fmt.Errorf("setuid %d: %w", p.User.UID, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
@@ -318,4 +328,13 @@ func setupConsole(conn syncConn, size *specs.Box) error {
 		return err
 	}
 	return conn.sendFd(master)
+}
+
+// threadSetres sets the real, effective and saved uid (SYS_SETRESUID) or gid
+// (SYS_SETRESGID) of the calling thread alone.
+func threadSetres(trap uintptr, id uint32) error {
+	if _, _, errno := unix.RawSyscall(trap, uintptr(id), uintptr(id), uintptr(id)); errno != 0 {
+		return errno
+	}
+	return nil
 }

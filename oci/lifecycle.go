@@ -17,6 +17,7 @@ import (
 // Start releases a created container's init to exec the user's process. It
 // may be called from any process.
 func (r *Runtime) Start(ctx context.Context, id string) error {
+	t0 := time.Now()
 	unlock, err := r.lock(id)
 	if err != nil {
 		return err
@@ -30,35 +31,12 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		return errdefs.FailedPrecondition("start container %s: it is %s", id, s)
 	}
 	fifo := filepath.Join(r.dir(id), fifoName)
-	// Non-blocking open succeeds at once; the init, blocked opening for
-	// write, is released and writes one byte.
-	f, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open exec fifo: %w", err)
-	}
-	defer f.Close()
+	deadline := time.Now().Add(30 * time.Second)
 	if dl, ok := ctx.Deadline(); ok {
-		_ = f.SetReadDeadline(dl)
-	} else {
-		_ = f.SetReadDeadline(time.Now().Add(30 * time.Second))
+		deadline = dl
 	}
-	buf := make([]byte, 1)
-	for {
-		n, err := f.Read(buf)
-		if n == 1 {
-			break
-		}
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && err.Error() != "EOF" {
-			return fmt.Errorf("read exec fifo: %w", err)
-		}
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("start container %s: %w", id, errdefs.ErrDeadlineExceeded)
-		}
-		// EOF: no writer yet (or the init died); look again.
-		if !st.alive() {
-			return errdefs.FailedPrecondition("start container %s: init exited", id)
-		}
-		time.Sleep(200 * time.Microsecond)
+	if err := releaseInit(fifo, st, deadline); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	_ = os.Remove(fifo)
 	if st.Spec.Hooks != nil {
@@ -67,7 +45,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 			r.log.Warn("poststart hook failed", "container", id, "err", err)
 		}
 	}
-	r.log.Info("container started", "container", id, "pid", st.Pid)
+	r.log.Info("container started", "container", id, "pid", st.Pid, "took", time.Since(t0).Round(time.Microsecond).String())
 	return nil
 }
 
@@ -125,6 +103,7 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig unix.Signal, all bool
 // Delete removes a stopped (or created) container; force kills a running one
 // first. Deleting an unknown id with force succeeds.
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+	t0 := time.Now()
 	unlock, err := r.lock(id)
 	if err != nil {
 		if force && errors.Is(err, errdefs.ErrNotFound) {
@@ -176,7 +155,7 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	if err := os.RemoveAll(r.dir(id)); err != nil {
 		return fmt.Errorf("remove state of %s: %w", id, err)
 	}
-	r.log.Info("container deleted", "container", id)
+	r.log.Info("container deleted", "container", id, "took", time.Since(t0).Round(time.Microsecond).String())
 	return nil
 }
 
@@ -303,4 +282,44 @@ func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) {
 		return nil, fmt.Errorf("open cgroup: %w", err)
 	}
 	return mgr.Pids()
+}
+
+// releaseInit opens the exec fifo for reading, which completes the init's
+// blocked open for writing, and waits for its byte. The open does not
+// block, so an init that died cannot hang us; poll then waits without
+// spinning: a FIFO that never had a writer does not report POLLHUP, so the
+// wait ends with the init's byte (POLLIN) or its death (POLLHUP, or the
+// liveness check between slices).
+func releaseInit(fifo string, st *containerState, deadline time.Time) error {
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 1)
+	for {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("wait on exec fifo: %w", err)
+		}
+		if n > 0 {
+			m, err := unix.Read(fd, buf)
+			if m == 1 {
+				return nil
+			}
+			if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+				return fmt.Errorf("read exec fifo: %w", err)
+			}
+			if m == 0 && err == nil {
+				// The writer closed without writing: the init is gone.
+				return errdefs.FailedPrecondition("init exited")
+			}
+		}
+		if !st.alive() {
+			return errdefs.FailedPrecondition("init exited")
+		}
+		if time.Now().After(deadline) {
+			return errdefs.ErrDeadlineExceeded
+		}
+	}
 }

@@ -35,8 +35,12 @@ var procNsName = map[specs.LinuxNamespaceType]string{
 // per thread in the parent and those joined by oci/nsenter in the child.
 type nsPlan struct {
 	cloneFlags uintptr
-	thread     []nsJoin // net, uts, ipc, pid, cgroup, time: setns on a locked thread
-	nsenter    []nsJoin // user, mnt: only single-threaded, so before the Go runtime
+	thread     []nsJoin // net, uts, ipc, pid, time: setns on a locked thread
+	// user, mnt: only single-threaded, so before the Go runtime; cgroup
+	// too, so that the parent joining the cgroup at fork (CLONE_INTO_CGROUP)
+	// is not itself in the container's cgroup namespace, which an
+	// nsdelegate cgroup2 mount would refuse.
+	nsenter []nsJoin
 }
 
 type nsJoin struct {
@@ -60,12 +64,7 @@ func planNamespaces(l *specs.Linux) (*nsPlan, error) {
 			p.cloneFlags |= fl
 			continue
 		}
-		j := nsJoin{ns.Type, ns.Path}
-		if ns.Type == specs.UserNamespace || ns.Type == specs.MountNamespace {
-			p.nsenter = append(p.nsenter, j)
-		} else {
-			p.thread = append(p.thread, j)
-		}
+		p.add(nsJoin{ns.Type, ns.Path})
 	}
 	for _, j := range p.nsenter {
 		// The new namespaces come from clone in the parent, owned by the
@@ -81,6 +80,16 @@ func planNamespaces(l *specs.Linux) (*nsPlan, error) {
 	return p, nil
 }
 
+// add files a join by path under the side that can do it.
+func (p *nsPlan) add(j nsJoin) {
+	switch j.typ {
+	case specs.UserNamespace, specs.MountNamespace, specs.CgroupNamespace:
+		p.nsenter = append(p.nsenter, j)
+	default:
+		p.thread = append(p.thread, j)
+	}
+}
+
 func hasJoin(js []nsJoin, t specs.LinuxNamespaceType) bool {
 	for _, j := range js {
 		if j.typ == t {
@@ -91,12 +100,17 @@ func hasJoin(js []nsJoin, t specs.LinuxNamespaceType) bool {
 }
 
 // nsenterEnv is the environment variable read by the oci/nsenter constructor:
-// "user:/proc/1/ns/user,mnt:/proc/1/ns/mnt", joined in that order.
+// "user:/proc/1/ns/user,cgroup:/proc/1/ns/cgroup,mnt:/proc/1/ns/mnt", joined
+// in that order (the mount namespace last: the paths are under /proc).
 const nsenterEnv = "_CRISERVER_NSENTER"
+
+// newCgroupNSEnv asks the constructor for a new cgroup namespace once the
+// init is in its cgroup, so that the namespace is rooted there.
+const newCgroupNSEnv = "_CRISERVER_NEWCGROUPNS"
 
 func nsenterValue(js []nsJoin) string {
 	var parts []string
-	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.MountNamespace} {
+	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.CgroupNamespace, specs.MountNamespace} {
 		for _, j := range js {
 			if j.typ == t {
 				parts = append(parts, procNsName[t]+":"+j.path)

@@ -117,7 +117,7 @@ func mountOne(root int, cfg *initConfig, m specs.Mount, cgroupNS bool) error {
 			return err
 		}
 		defer unix.Close(fd)
-		if err := mountCgroups(root, dest, procFd(fd), o, cfg.CgroupPaths, cgroupNS); err != nil {
+		if err := mountCgroups(root, dest, procFd(fd), o, cfg.CgroupPaths, cgroupNS, cfg.CgroupMounts); err != nil {
 			return err
 		}
 		// The propagation and attributes below apply to the new mount on top.

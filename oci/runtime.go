@@ -34,7 +34,6 @@ type Runtime struct {
 	cfg       Config
 	log       *slog.Logger
 	exe       *os.File // sealed copy of the init binary, kept for the Runtime's life
-	exePath   string
 	newCgroup CgroupFactory
 }
 
@@ -132,7 +131,6 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r.exe = exe
-	r.exePath = fmt.Sprintf("/proc/self/fd/%d", exe.Fd())
 	return r, nil
 }
 

@@ -35,6 +35,15 @@ type syncMsg struct {
 	Type   msgType     `json:"type"`
 	Config *initConfig `json:"config,omitempty"`
 	Error  *initError  `json:"error,omitempty"`
+	Times  *initTimes  `json:"times,omitempty"` // with msgReady
+}
+
+// initTimes are the init's milestones (Unix ns, the parent's clock too), so
+// the parent can log where a create's time goes.
+type initTimes struct {
+	Main   int64 `json:"main"`   // InitMain entered: exec, dynamic linking, Go runtime and package init done
+	Config int64 `json:"config"` // config received and decoded
+	Rootfs int64 `json:"rootfs"` // mounts, pivot_root, masked and read-only paths done
 }
 
 // initConfig is everything the init needs; the spec travels whole so the init
@@ -42,17 +51,24 @@ type syncMsg struct {
 type initConfig struct {
 	Exec         bool              `json:"exec,omitempty"` // join a running container instead of creating one
 	ID           string            `json:"id"`
-	Spec         *specs.Spec       `json:"spec"`
+	Spec         *specs.Spec       `json:"-"`    // travels as Wire (see initSpec)
+	Wire         *initSpec         `json:"spec"` // set by send, read by recv
 	Process      *specs.Process    `json:"process"`
 	Rootfs       string            `json:"rootfs"`
 	Seccomp      []byte            `json:"seccomp,omitempty"` // BPF program compiled by the parent
 	SeccompFlags uint              `json:"seccompFlags,omitempty"`
 	CgroupPaths  map[string]string `json:"cgroupPaths,omitempty"`
+	// CgroupMounts are the host's hierarchies when the init's mount
+	// namespace is a copy of ours; nil makes the init read mountinfo.
+	CgroupMounts []cgroupHier `json:"cgroupMounts,omitempty"`
 }
 
 type syncConn struct{ fd int }
 
 func (c syncConn) send(m *syncMsg) error {
+	if m.Config != nil && m.Config.Spec != nil {
+		m.Config.Wire = toInitSpec(m.Config.Spec)
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode %s message: %w", m.Type, err)
@@ -106,6 +122,9 @@ func (c syncConn) recv() (*syncMsg, error) {
 	m := &syncMsg{}
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("decode sync message: %w", err)
+	}
+	if m.Config != nil {
+		m.Config.Spec = m.Config.Wire.spec()
 	}
 	return m, nil
 }

@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/errdefs"
 )
@@ -66,11 +69,27 @@ func createCgroup(root, parent string) ([]string, error) {
 func removeCgroups(dirs []string) error {
 	var errs []error
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := rmdirCgroup(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dirs[i], err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// rmdirCgroup removes one cgroup dir. Processes killed a moment ago leave
+// their cgroup only once the kernel has finished their exit, so EBUSY is
+// retried for a short while (runc does the same) before it is reported.
+func rmdirCgroup(dir string) error {
+	delay := time.Millisecond
+	deadline := time.Now().Add(time.Second)
+	for {
+		err := os.Remove(dir)
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 50*time.Millisecond)
+	}
 }
 
 // joinCgroup moves pid into parent in every hierarchy present.

@@ -75,12 +75,16 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 		m.forget(id, name)
 	}()
 
+	t0 := time.Now()
 	if err := m.setupKernel(p, plan); err != nil {
 		return nil, err
 	}
-	if err := m.setupNetwork(ctx, e, p, cfg); err != nil {
+	tKernel := time.Since(t0)
+	var tm stepTimes
+	if err := m.setupNetwork(ctx, e, p, cfg, &tm); err != nil {
 		return nil, err
 	}
+	tNet := time.Since(t0)
 	if err := applyInNetns(p.NetNS, plan.devSysctls); err != nil {
 		return nil, err
 	}
@@ -88,10 +92,13 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 		return nil, err
 	}
 	p.State = StateReady
+	t1 := time.Now()
 	if err := m.update(e, p); err != nil {
 		return nil, err
 	}
-	log.Info("pod ready", "ips", p.IPs, "hostNetwork", plan.hostNet)
+	tm.store += time.Since(t1)
+	log.Info("pod ready", "ips", p.IPs, "hostNetwork", plan.hostNet,
+		"kernel_ms", ms(tKernel), "network_ms", ms(tNet-tKernel), "add_ms", ms(tm.add), "store_ms", ms(tm.store), "total_ms", ms(time.Since(t0)))
 	return clonePod(p), nil
 }
 
@@ -119,7 +126,7 @@ func writePodFiles(p *Pod, cfg *runtime.PodSandboxConfig) error {
 
 // setupNetwork runs CNI ADD in the pod's netns. The attachment is recorded
 // (teardown registered) before ADD, since IPAM can allocate on a failed ADD.
-func (m *Manager) setupNetwork(ctx context.Context, e *entry, p *Pod, cfg *runtime.PodSandboxConfig) error {
+func (m *Manager) setupNetwork(ctx context.Context, e *entry, p *Pod, cfg *runtime.PodSandboxConfig, tm *stepTimes) error {
 	if p.HostNetwork() {
 		return nil
 	}
@@ -145,18 +152,25 @@ func (m *Manager) setupNetwork(ctx context.Context, e *entry, p *Pod, cfg *runti
 	}
 	p.Net, p.NetPending = a, true
 	// Teardown registered before ADD: IPAM can allocate on a failed ADD.
+	t0 := time.Now()
 	if err := m.update(e, p); err != nil {
 		return err
 	}
+	tm.store += time.Since(t0)
 	actx, cancel := context.WithTimeout(ctx, AddTimeout)
 	defer cancel()
+	t0 = time.Now()
 	res, err := m.cni.Add(actx, a)
 	if err != nil {
 		return err
 	}
+	tm.add = time.Since(t0)
 	p.IPs, p.CNIResult = res.IPs, res.Raw
 	return nil
 }
+
+// stepTimes is where a pod's setup spent its time, for the log.
+type stepTimes struct{ add, store time.Duration }
 
 // forget drops an in-memory pod and its name.
 func (m *Manager) forget(id, name string) {

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/errdefs/grpcerr"
 )
 
 func TestExecSync(t *testing.T) {
@@ -74,7 +74,7 @@ func TestExecSyncErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.s.ExecSync(context.Background(), tt.req)
-			if got := errdefs.Code(err); got != tt.code {
+			if got := grpcerr.Code(err); got != tt.code {
 				t.Errorf("code %v, want %v (err %v)", got, tt.code, err)
 			}
 		})
@@ -97,8 +97,8 @@ func TestExecSyncTimeoutKills(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t0 := time.Now()
 			_, err := e.s.ExecSync(context.Background(), &runtime.ExecSyncRequest{ContainerId: id, Cmd: tt.cmd, Timeout: 1})
-			if errdefs.Code(err) != codes.DeadlineExceeded {
-				t.Fatalf("err %v (%v), want DeadlineExceeded", err, errdefs.Code(err))
+			if grpcerr.Code(err) != codes.DeadlineExceeded {
+				t.Fatalf("err %v (%v), want DeadlineExceeded", err, grpcerr.Code(err))
 			}
 			if d := time.Since(t0); d > 3*time.Second {
 				t.Errorf("returned after %v", d)

@@ -79,10 +79,11 @@ func (s *Server) kill(ctx context.Context, rec *containerRecord, sig unix.Signal
 	switch {
 	case err == nil, errors.Is(err, monitor.ErrGone):
 		return nil
-	case strings.HasSuffix(err.Error(), ": not running"):
+	case strings.HasSuffix(err.Error(), ": not running"), strings.HasSuffix(err.Error(), unix.ESRCH.Error()):
 		// The init exited between our state and the signal (in a shared
-		// PID namespace the pod can end it first): the monitor records the
-		// exit, so a stop of an exited container succeeds, as the CRI asks.
+		// PID namespace the pod can end it first; an OOM kill can too):
+		// the monitor records the exit, so a stop of an exited container
+		// succeeds, as the CRI asks.
 		return nil
 	}
 	return fmt.Errorf("signal container %s: %w", rec.ID, err)

@@ -16,7 +16,7 @@ import (
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
 	"github.com/cri-server/cri-server/config"
-	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/errdefs/grpcerr"
 )
 
 // syncBuf is a WriteCloser the session writes to from its goroutines.
@@ -243,7 +243,7 @@ func TestExecAttachRequestErrors(t *testing.T) {
 					url = r.Url
 				}
 			}
-			if got := errdefs.Code(err); got != tt.code {
+			if got := grpcerr.Code(err); got != tt.code {
 				t.Fatalf("code %v, want %v (%v)", got, tt.code, err)
 			}
 			if err == nil && !strings.HasPrefix(url, "http://127.0.0.1:") {

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
-	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/errdefs/grpcerr"
 )
 
 // rpcName turns "/runtime.v1.RuntimeService/Version" into "Version".
@@ -36,7 +36,7 @@ func level(code codes.Code) slog.Level {
 func (s *Server) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	resp, err := handler(ctx, req)
-	err = errdefs.ToGRPC(err)
+	err = grpcerr.ToGRPC(err)
 	s.logCall(ctx, info.FullMethod, start, err)
 	return resp, err
 }
@@ -44,13 +44,13 @@ func (s *Server) UnaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 // StreamInterceptor does the same for the Stream* and GetContainerEvents RPCs.
 func (s *Server) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	start := time.Now()
-	err := errdefs.ToGRPC(handler(srv, ss))
+	err := grpcerr.ToGRPC(handler(srv, ss))
 	s.logCall(ss.Context(), info.FullMethod, start, err)
 	return err
 }
 
 func (s *Server) logCall(ctx context.Context, method string, start time.Time, err error) {
-	code := errdefs.Code(err)
+	code := grpcerr.Code(err)
 	s.metrics.observe(rpcName(method), code, time.Since(start))
 	lvl := level(code)
 	if !s.log.Enabled(ctx, lvl) {

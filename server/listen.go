@@ -98,7 +98,7 @@ func Listen(path string) (net.Listener, error) {
 var testHookNew func(*Server)
 
 // Run serves the CRI until ctx is cancelled, then drains in-flight RPCs.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) error {
 	lock, err := lockState(cfg.State)
 	if err != nil {
 		return err
@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return fmt.Errorf("create root dir: %w", err)
 		}
 	}
-	srv, err := New(ctx, cfg, log)
+	srv, err := New(ctx, cfg, log, opts...)
 	if err != nil {
 		return err
 	}

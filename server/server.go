@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -60,7 +61,9 @@ type Server struct {
 	podDeps        podLookup
 	imageDeps      imageService
 	runtime        containerRuntime
-	monitorExe     string // the binary run as `monitor`; "" = /proc/self/exe
+	monitorExe     string   // the binary run as `monitor`; "" = /proc/self/exe
+	shimBin        []byte   // WithShim
+	shim           *os.File // the sealed shim, when there is one (shim.go)
 	oomScoreAdj    int
 	capSysResource bool
 
@@ -69,7 +72,7 @@ type Server struct {
 }
 
 // New builds the services from the effective configuration.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	auths := map[string]imagesvc.Auth{}
 	for host, a := range cfg.Registry.Auths {
 		auths[host] = imagesvc.Auth{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken}
@@ -79,6 +82,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		log:     log,
 		cni:     cni.New(cfg.CNI.ConfDir, cfg.CNI.BinDirs),
 		metrics: newMetrics(),
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	s.cni.SetCacheDir(cni.DefaultCacheDir(cfg.Root))
 	var err error
@@ -107,7 +113,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	s.podDeps = podAdapter{s}
 	s.imageDeps = imageAdapter{s.images}
-	rt, err := oci.New(oci.Config{StateDir: s.ociStateDir(), CgroupDriver: cfg.CgroupDriver, Logger: log})
+	shim, err := s.sealShim()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.monitorExe = shim // "" = /proc/self/exe
+	rt, err := oci.New(oci.Config{StateDir: s.ociStateDir(), CgroupDriver: cfg.CgroupDriver, Logger: log, InitBinary: shim})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -132,6 +144,9 @@ func (s *Server) Close() error {
 	}
 	if s.images != nil {
 		errs = append(errs, s.images.Close())
+	}
+	if s.shim != nil {
+		errs = append(errs, s.shim.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/errdefs/grpcerr"
 	"github.com/cri-server/cri-server/oci/cgroups"
 )
 
@@ -136,11 +137,11 @@ func TestPodSandboxStats(t *testing.T) {
 	}
 
 	_, err = e.rt.PodSandboxStats(ctx, &runtime.PodSandboxStatsRequest{PodSandboxId: "0123456789abcdef"})
-	if !errors.Is(errdefs.FromGRPC(err), errdefs.ErrNotFound) {
+	if !errors.Is(grpcerr.FromGRPC(err), errdefs.ErrNotFound) {
 		t.Errorf("unknown pod: %v, want NotFound", err)
 	}
 	_, err = e.rt.PodSandboxStats(ctx, &runtime.PodSandboxStatsRequest{})
-	if !errors.Is(errdefs.FromGRPC(err), errdefs.ErrInvalidArgument) {
+	if !errors.Is(grpcerr.FromGRPC(err), errdefs.ErrInvalidArgument) {
 		t.Errorf("empty id: %v, want InvalidArgument", err)
 	}
 }
@@ -192,7 +193,9 @@ func TestPodStatsFromPodCgroup(t *testing.T) {
 	stats()
 	time.Sleep(1500 * time.Millisecond)
 	l := stats()
-	if n := l.GetCpu().GetUsageNanoCores().GetValue(); n < 5e8 || n > 1.5e9 {
+	// About one core; the floor is low because CI machines have two cores
+	// and other tests run beside this one.
+	if n := l.GetCpu().GetUsageNanoCores().GetValue(); n < 3e8 || n > 1.5e9 {
 		t.Errorf("pod: %d nano cores, want about 1e9", n)
 	}
 	// v1 leaves a moved process's memory charged where it was: only the

@@ -28,6 +28,7 @@ const (
 // DB is the metadata store.
 type DB struct {
 	db *bolt.DB
+	gc groupCommit
 }
 
 // Open opens (creating) the store at path.
@@ -45,13 +46,14 @@ func Open(path string) (*DB, error) {
 // Close closes the file.
 func (d *DB) Close() error { return d.db.Close() }
 
-// Put stores v (as JSON) under bucket/key, replacing any old value.
+// Put stores v (as JSON) under bucket/key, replacing any old value. It
+// returns once the record is durable.
 func (d *DB) Put(bucket, key string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
 	}
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.commit(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			return err
@@ -75,9 +77,10 @@ func (d *DB) Get(bucket, key string, v any) error {
 	})
 }
 
-// Delete removes bucket/key; removing what is absent is not an error.
+// Delete removes bucket/key; removing what is absent is not an error. It
+// returns once the removal is durable.
 func (d *DB) Delete(bucket, key string) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.commit(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucket))
 		if b == nil {
 			return nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -98,5 +99,53 @@ func TestNewID(t *testing.T) {
 	a, b := NewID(), NewID()
 	if len(a) != 64 || a == b {
 		t.Fatalf("ids %q %q", a, b)
+	}
+}
+
+// TestConcurrentWritersShareCommits: writers at once all land durably (read
+// back after a reopen), and one that fails gets its own error without
+// failing the writers it shared a commit with.
+func TestConcurrentWritersShareCommits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 64
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			bucket := BucketPods
+			if i%8 == 7 {
+				bucket = "" // bbolt refuses an empty bucket name
+			}
+			errs[i] = db.Put(bucket, fmt.Sprint(i), rec{ID: fmt.Sprint(i)})
+			if i%3 == 0 && errs[i] == nil {
+				errs[i] = db.Delete(bucket, fmt.Sprint(i))
+			}
+		})
+	}
+	wg.Wait()
+	db.Close()
+	if db, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range n {
+		var r rec
+		gerr := db.Get(BucketPods, fmt.Sprint(i), &r)
+		switch {
+		case i%8 == 7:
+			if errs[i] == nil {
+				t.Errorf("put %d into an empty bucket name succeeded", i)
+			}
+		case errs[i] != nil:
+			t.Errorf("write %d: %v", i, errs[i])
+		case i%3 == 0 && !errors.Is(gerr, errdefs.ErrNotFound):
+			t.Errorf("record %d deleted but reads back: %v", i, gerr)
+		case i%3 != 0 && (gerr != nil || r.ID != fmt.Sprint(i)):
+			t.Errorf("record %d: %+v, %v", i, r, gerr)
+		}
 	}
 }

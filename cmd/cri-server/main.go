@@ -38,6 +38,9 @@ commands:
 func main() {
 	// Re-executions of this binary come first, before any other work:
 	// each runs in a child the daemon started and never returns here.
+	// With the embedded shim (shim_embed.go) the daemon runs that as
+	// monitor and init instead; the command line (oci) and a plain build
+	// still come here.
 	if sandbox.IsPodInit(os.Args) {
 		sandbox.PodInitMain() // a shared-PID pod's reaper
 	}
@@ -125,7 +128,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := server.Run(ctx, cfg, log); err != nil {
+	if err := server.Run(ctx, cfg, log, server.WithShim(shimBinary)); err != nil {
 		log.Error("cri-server failed", "error", err)
 		return 1
 	}

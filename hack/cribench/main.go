@@ -2,18 +2,28 @@
 // kubelet drives it, so that cri-server and containerd are compared by the
 // same client in the same run (hack/bench-cri.sh runs it against both).
 //
-//	cribench -socket S -image IMG [-pods P] [-containers C] [-runtime-pid PID]
+//	cribench -socket S [-pods N] [-parallel P] [-mem-steps 1,10,50]
+//	         [-ctr-pods M -containers C -image IMG] [-runtime-pid PID]
+//	cribench -cni-floor -cni-conf DIR [-cni-bin DIRS] [-pods N] [-parallel P]
 //
-// It runs P pods in sequence, each with C containers running `sleep`, and
-// prints, one figure per line ("name value unit"):
-//   - RunPodSandbox latency (median, p95),
-//   - CreateContainer+StartContainer latency (median, p95),
-//   - the memory the runtime added per running container and per pod: the
-//     PSS of every new process that is not a workload (monitors, shims,
-//     pause, reapers) plus the growth of the daemon's own RSS,
-//   - the daemon's RSS idle and with everything running,
-//   - ListContainers and ListPodSandbox latency at that size,
-//   - StopPodSandbox+RemovePodSandbox latency.
+// Each phase runs when its count is not 0, and prints one figure per line
+// ("name value unit"):
+//   - pods only (-pods N): N RunPodSandbox in sequence (median, p95), then
+//     StopPodSandbox and RemovePodSandbox of each in sequence (each alone
+//     and the pair);
+//   - at once (-parallel P): P RunPodSandbox at the same time (per pod and
+//     total), then P stop+remove at the same time;
+//   - memory (-mem-steps): pods added up to each step, then the memory of
+//     every process the runtime started for them (shims, pause, reapers),
+//     RSS and PSS per pod, and the daemon's RSS growth per pod; once with
+//     the kubelet's default pods, once with a shared PID namespace;
+//   - containers (-ctr-pods M -containers C): M pods each with C containers
+//     running `sleep`: CreateContainer+StartContainer, memory per container
+//     and per pod, list latency, stop+remove of a pod with its containers.
+//
+// With -cni-floor it talks to no runtime: it runs the conflist in
+// -cni-conf through libcni directly (ADD, then DEL) in namespaces it makes
+// itself, N in sequence and P at once: the floor no runtime can beat.
 //
 // Everything it creates is removed at the end, also on failure.
 package main
@@ -34,265 +44,310 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+type options struct {
+	sock, image, mark string
+	pods, parallel    int
+	ctrPods, ctrs     int
+	memSteps          []int
+	daemon            int
+	floor             bool
+	cniConf, cniBin   string
+}
+
 func main() {
-	sock := flag.String("socket", "", "CRI socket path")
-	image := flag.String("image", "registry.k8s.io/e2e-test-images/busybox:1.29-2", "image of the containers")
-	pods := flag.Int("pods", 10, "pods to run")
-	ctrs := flag.Int("containers", 2, "containers per pod")
-	daemon := flag.Int("runtime-pid", 0, "pid of the runtime daemon, for its RSS")
-	mark := flag.String("owner-match", "", "text in the command line of the runtime's per-container processes (shims, monitors): usually its state dir")
+	var o options
+	var steps string
+	flag.StringVar(&o.sock, "socket", "", "CRI socket path")
+	flag.StringVar(&o.image, "image", "registry.k8s.io/e2e-test-images/busybox:1.29-2", "image of the containers")
+	flag.IntVar(&o.pods, "pods", 100, "pods without containers to run in sequence (0: skip)")
+	flag.IntVar(&o.parallel, "parallel", 50, "pods without containers to run at once (0: skip)")
+	flag.StringVar(&steps, "mem-steps", "1,10,50", "pod counts at which to measure memory per pod (empty: skip)")
+	flag.IntVar(&o.ctrPods, "ctr-pods", 10, "pods with containers to run in sequence (0: skip)")
+	flag.IntVar(&o.ctrs, "containers", 2, "containers per pod in the containers phase")
+	flag.IntVar(&o.daemon, "runtime-pid", 0, "pid of the runtime daemon, for its RSS")
+	flag.StringVar(&o.mark, "owner-match", "", "text in the command line of the runtime's per-pod processes (shims, monitors): usually its state dir")
+	flag.BoolVar(&o.floor, "cni-floor", false, "measure the CNI plugins' own ADD and DEL instead of a runtime")
+	flag.StringVar(&o.cniConf, "cni-conf", "", "CNI conf dir for -cni-floor")
+	flag.StringVar(&o.cniBin, "cni-bin", "/opt/cni/bin", "CNI plugin dirs for -cni-floor, colon-separated")
 	flag.Parse()
-	if *sock == "" {
+	for _, s := range strings.Split(steps, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "cribench: bad -mem-steps entry %q\n", s)
+			os.Exit(2)
+		}
+		o.memSteps = append(o.memSteps, n)
+	}
+	var err error
+	switch {
+	case o.floor:
+		if o.cniConf == "" {
+			fmt.Fprintln(os.Stderr, "cribench: -cni-floor needs -cni-conf")
+			os.Exit(2)
+		}
+		err = runFloor(o)
+	case o.sock == "":
 		fmt.Fprintln(os.Stderr, "cribench: -socket is required")
 		os.Exit(2)
+	default:
+		err = run(o)
 	}
-	if err := run(*sock, *image, *pods, *ctrs, *daemon, *mark); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cribench:", err)
 		os.Exit(1)
 	}
 }
 
 type bench struct {
+	o    options
 	rt   runtime.RuntimeServiceClient
 	img  runtime.ImageServiceClient
-	pods []string
+	pods []string // still to remove at the end
+	seq  int      // pod names are unique within the run
 }
 
-func run(sock, image string, nPods, nCtrs, daemon int, mark string) error {
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func run(o options) error {
+	conn, err := grpc.NewClient("unix://"+o.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	b := &bench{rt: runtime.NewRuntimeServiceClient(conn), img: runtime.NewImageServiceClient(conn)}
-	ctx := context.Background()
+	b := &bench{o: o, rt: runtime.NewRuntimeServiceClient(conn), img: runtime.NewImageServiceClient(conn)}
 	defer b.cleanup()
-
-	if _, err := b.img.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
-		return fmt.Errorf("pull %s: %w", image, err)
-	}
-	// Settle, then take the baseline: processes and the daemon's RSS.
-	time.Sleep(time.Second)
-	before := processes()
-	idle := rssKB(daemon)
-
-	var podLat, ctrLat []time.Duration
-	for i := range nPods {
-		cfg := podConfig(i)
-		t0 := time.Now()
-		resp, err := b.rt.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
-		if err != nil {
-			return fmt.Errorf("run pod %d: %w", i, err)
-		}
-		podLat = append(podLat, time.Since(t0))
-		b.pods = append(b.pods, resp.PodSandboxId)
-		for j := range nCtrs {
-			t0 := time.Now()
-			c, err := b.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{
-				PodSandboxId:  resp.PodSandboxId,
-				SandboxConfig: cfg,
-				Config: &runtime.ContainerConfig{
-					Metadata: &runtime.ContainerMetadata{Name: fmt.Sprintf("c%d", j)},
-					Image:    &runtime.ImageSpec{Image: image},
-					Command:  []string{"sleep", "86400"},
-					LogPath:  fmt.Sprintf("c%d.log", j),
-					Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
-						NamespaceOptions: nsOptions,
-					}},
-				},
-			})
-			if err != nil {
-				return fmt.Errorf("create container %d/%d: %w", i, j, err)
-			}
-			if _, err := b.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
-				return fmt.Errorf("start container %d/%d: %w", i, j, err)
-			}
-			ctrLat = append(ctrLat, time.Since(t0))
-		}
-	}
-	time.Sleep(time.Second)
-	busy := rssKB(daemon)
-	// The runtime's processes: new ones whose command line names the
-	// runtime's dir (monitors, shims), the daemon's new children, and
-	// their descendants (pause, reapers), but not the workloads. Other
-	// processes of the machine started meanwhile do not count.
-	after := processes()
-	parents := parentsOf(after)
-	owned := func(pid int) bool {
-		for p := pid; p > 1; p = parents[p] {
-			if p == daemon || (mark != "" && strings.Contains(after[p], mark)) {
-				return true
-			}
-		}
-		return false
-	}
-	var overhead, workload, procs int
-	for pid, cmd := range after {
-		if _, ok := before[pid]; ok || pid == daemon || !owned(pid) {
-			continue
-		}
-		if strings.HasPrefix(cmd, "sleep\x0086400") {
-			workload++
-			continue
-		}
-		procs++
-		overhead += pssKB(pid)
-		if os.Getenv("CRIBENCH_VERBOSE") != "" {
-			fmt.Fprintf(os.Stderr, "runtime process %d %q pss %d kB (anon %d, file %d), rss %d kB\n", pid, cmd, pssKB(pid),
-				procField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss_Anon:"), procField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss_File:"), rssKB(pid))
-		}
-	}
-	total := nPods * nCtrs
-	if workload != total {
-		return fmt.Errorf("found %d running workloads, want %d", workload, total)
-	}
-	lists := func(f func() error) (time.Duration, error) {
-		var ds []time.Duration
-		for range 20 {
-			t0 := time.Now()
-			if err := f(); err != nil {
-				return 0, err
-			}
-			ds = append(ds, time.Since(t0))
-		}
-		return median(ds), nil
-	}
-	lc, err := lists(func() error {
-		_, err := b.rt.ListContainers(ctx, &runtime.ListContainersRequest{})
-		return err
-	})
-	if err != nil {
+	ctx := context.Background()
+	// A first pod warms the runtime (containerd pulls its pause image, both
+	// load the CNI config): the kubelet's first pod pays that, not its 100th.
+	if _, err := b.startPods(ctx, 1, false); err != nil {
 		return err
 	}
-	lp, err := lists(func() error {
-		_, err := b.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
-		return err
-	})
-	if err != nil {
+	if err := b.removeAll(ctx); err != nil {
 		return err
 	}
-	var stopLat []time.Duration
-	for _, id := range b.pods {
-		t0 := time.Now()
-		if err := b.removePod(ctx, id); err != nil {
+	if o.pods > 0 {
+		if err := b.sequential(ctx); err != nil {
 			return err
 		}
-		stopLat = append(stopLat, time.Since(t0))
+	}
+	if o.parallel > 0 {
+		settle()
+		if err := b.atOnce(ctx); err != nil {
+			return err
+		}
+	}
+	if len(o.memSteps) > 0 {
+		if err := b.memory(ctx, false); err != nil {
+			return err
+		}
+		if err := b.memory(ctx, true); err != nil {
+			return err
+		}
+	}
+	if o.ctrPods > 0 && o.ctrs > 0 {
+		if err := b.containers(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sequential runs N pods one after the other, then stops and removes them
+// one after the other.
+func (b *bench) sequential(ctx context.Context) error {
+	lat, err := b.startPods(ctx, b.o.pods, false)
+	if err != nil {
+		return err
+	}
+	var stop, remove, both []time.Duration
+	for _, id := range b.pods {
+		s, r, err := b.stopRemove(ctx, id)
+		if err != nil {
+			return err
+		}
+		stop, remove, both = append(stop, s), append(remove, r), append(both, s+r)
 	}
 	b.pods = nil
-
-	fmt.Printf("pods %d\ncontainers %d\nruntime_processes %d\n", nPods, total, procs)
-	fmt.Printf("run_pod_median %.1f ms\nrun_pod_p95 %.1f ms\n", ms(median(podLat)), ms(p95(podLat)))
-	fmt.Printf("create_start_median %.1f ms\ncreate_start_p95 %.1f ms\n", ms(median(ctrLat)), ms(p95(ctrLat)))
-	fmt.Printf("stop_remove_pod_median %.1f ms\n", ms(median(stopLat)))
-	fmt.Printf("list_containers_median %.3f ms\nlist_pods_median %.3f ms\n", ms(lc), ms(lp))
-	if daemon > 0 {
-		fmt.Printf("daemon_rss_idle %.1f MB\ndaemon_rss_busy %.1f MB\n", float64(idle)/1024, float64(busy)/1024)
-	}
-	added := overhead + max(busy-idle, 0)
-	fmt.Printf("runtime_processes_pss %.1f MB\n", float64(overhead)/1024)
-	fmt.Printf("memory_per_container %.2f MB\n", float64(added)/1024/float64(total))
-	fmt.Printf("memory_per_pod %.2f MB\n", float64(added)/1024/float64(nPods))
+	fmt.Printf("seq_pods %d\n", b.o.pods)
+	printQ("run_pod", lat)
+	printQ("stop_pod", stop)
+	printQ("remove_pod", remove)
+	printQ("stop_remove_pod", both)
 	return nil
+}
+
+// atOnce runs P pods at the same time, then stops and removes them at the
+// same time.
+func (b *bench) atOnce(ctx context.Context) error {
+	n := b.o.parallel
+	t0 := time.Now()
+	lat, err := b.startPods(ctx, n, true)
+	total := time.Since(t0)
+	if err != nil {
+		return err
+	}
+	ids := b.pods
+	srLat := make([]time.Duration, len(ids))
+	errs := make([]error, len(ids))
+	t0 = time.Now()
+	parallelDo(len(ids), func(i int) {
+		s, r, err := b.stopRemove(ctx, ids[i])
+		srLat[i], errs[i] = s+r, err
+	})
+	srTotal := time.Since(t0)
+	if err := firstErr(errs); err != nil {
+		return err
+	}
+	b.pods = nil
+	fmt.Printf("par_pods %d\n", n)
+	printQ("par_run_pod", lat)
+	fmt.Printf("par_run_total %.1f ms\n", ms(total))
+	printQ("par_stop_remove_pod", srLat)
+	fmt.Printf("par_stop_remove_total %.1f ms\n", ms(srTotal))
+	return nil
+}
+
+// startPods runs n pods without containers, in sequence or all at once,
+// and returns each one's RunPodSandbox latency.
+func (b *bench) startPods(ctx context.Context, n int, atOnce bool) ([]time.Duration, error) {
+	lat := make([]time.Duration, n)
+	ids := make([]string, n)
+	errs := make([]error, n)
+	cfgs := make([]*runtime.PodSandboxConfig, n)
+	for i := range cfgs {
+		cfgs[i] = b.podConfig(false)
+	}
+	one := func(i int) {
+		t0 := time.Now()
+		resp, err := b.rt.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfgs[i]})
+		lat[i] = time.Since(t0)
+		if err != nil {
+			errs[i] = fmt.Errorf("run pod %s: %w", cfgs[i].Metadata.Name, err)
+			return
+		}
+		ids[i] = resp.PodSandboxId
+	}
+	if atOnce {
+		parallelDo(n, one)
+	} else {
+		for i := range n {
+			if one(i); errs[i] != nil {
+				break
+			}
+		}
+	}
+	for _, id := range ids {
+		if id != "" {
+			b.pods = append(b.pods, id)
+		}
+	}
+	return lat, firstErr(errs)
+}
+
+// memory adds pods up to each step and reports what the runtime's
+// processes for them cost per pod: first the kubelet's default pod (a PID
+// namespace per container), then pods with shareProcessNamespace (a
+// shared PID namespace, which needs a reaping init).
+func (b *bench) memory(ctx context.Context, sharePID bool) error {
+	prefix := "mem_pod"
+	if sharePID {
+		prefix = "mem_sharedpid_pod"
+	}
+	time.Sleep(time.Second)
+	before := processes()
+	idle := rssKB(b.o.daemon)
+	for _, step := range b.o.memSteps {
+		for len(b.pods) < step {
+			cfg := b.podConfig(false)
+			if sharePID {
+				cfg.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{
+					Network: runtime.NamespaceMode_POD, Pid: runtime.NamespaceMode_POD, Ipc: runtime.NamespaceMode_POD}
+			}
+			resp, err := b.rt.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
+			if err != nil {
+				return fmt.Errorf("run pod %s: %w", cfg.Metadata.Name, err)
+			}
+			b.pods = append(b.pods, resp.PodSandboxId)
+		}
+		time.Sleep(500 * time.Millisecond) // let new processes settle
+		u := b.usage(before, "")
+		n := float64(len(b.pods))
+		fmt.Printf("%s_processes@%d %d\n", prefix, step, u.procs)
+		fmt.Printf("%s_rss@%d %.3f MB\n", prefix, step, float64(u.rss)/1024/n)
+		fmt.Printf("%s_pss@%d %.3f MB\n", prefix, step, float64(u.pss)/1024/n)
+		fmt.Printf("%s_daemon_growth@%d %.2f MB\n", prefix, step, float64(max(rssKB(b.o.daemon)-idle, 0))/1024/n)
+	}
+	return b.removeAll(ctx)
 }
 
 var nsOptions = &runtime.NamespaceOption{Network: runtime.NamespaceMode_POD, Pid: runtime.NamespaceMode_CONTAINER, Ipc: runtime.NamespaceMode_POD}
 
-func podConfig(i int) *runtime.PodSandboxConfig {
-	name := fmt.Sprintf("cribench-%d-%d", os.Getpid(), i)
-	return &runtime.PodSandboxConfig{
-		Metadata:     &runtime.PodSandboxMetadata{Name: name, Namespace: "cribench", Uid: name},
-		Hostname:     name,
-		LogDirectory: filepath.Join(os.TempDir(), "cribench-logs", name),
+func (b *bench) podConfig(logs bool) *runtime.PodSandboxConfig {
+	b.seq++
+	name := fmt.Sprintf("cribench-%d-%d", os.Getpid(), b.seq)
+	cfg := &runtime.PodSandboxConfig{
+		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "cribench", Uid: name},
+		Hostname: name,
 		// As the kubelet sends for a pod without shareProcessNamespace.
 		Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
 			NamespaceOptions: nsOptions,
 		}},
 	}
+	if logs {
+		cfg.LogDirectory = filepath.Join(os.TempDir(), "cribench-logs", name)
+	}
+	return cfg
 }
 
-func (b *bench) removePod(ctx context.Context, id string) error {
+// stopRemove stops then removes a pod, as the kubelet does, timing each.
+func (b *bench) stopRemove(ctx context.Context, id string) (stop, remove time.Duration, err error) {
+	t0 := time.Now()
 	if _, err := b.rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
-		return fmt.Errorf("stop pod %s: %w", id, err)
+		return 0, 0, fmt.Errorf("stop pod %s: %w", id, err)
 	}
+	t1 := time.Now()
 	if _, err := b.rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
-		return fmt.Errorf("remove pod %s: %w", id, err)
+		return 0, 0, fmt.Errorf("remove pod %s: %w", id, err)
 	}
-	return nil
+	return t1.Sub(t0), time.Since(t1), nil
+}
+
+func (b *bench) removeAll(ctx context.Context) error {
+	errs := make([]error, len(b.pods))
+	parallelDo(len(b.pods), func(i int) { _, _, errs[i] = b.stopRemove(ctx, b.pods[i]) })
+	b.pods = nil
+	return firstErr(errs)
 }
 
 func (b *bench) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, id := range b.pods {
-		if err := b.removePod(ctx, id); err != nil {
-			fmt.Fprintln(os.Stderr, "cribench: cleanup:", err)
-		}
+	if err := b.removeAll(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "cribench: cleanup:", err)
 	}
 	os.RemoveAll(filepath.Join(os.TempDir(), "cribench-logs"))
 }
 
-// processes maps every pid to its NUL-separated command line.
-func processes() map[int]string {
-	out := map[int]string{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+// settle lets the kernel finish tearing down the namespaces of the phase
+// before (netns cleanup runs in a workqueue and holds locks the next
+// phase's ADDs need), so that a phase does not pay for the last one.
+func settle() { time.Sleep(3 * time.Second) }
+
+func listLatency(f func() error) (time.Duration, error) {
+	var ds []time.Duration
+	for range 20 {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			return 0, err
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(b) == 0 { // kernel threads have none
-			continue
-		}
-		out[pid] = string(b)
+		ds = append(ds, time.Since(t0))
 	}
-	return out
+	return median(ds), nil
 }
 
-// parentsOf maps each pid to its parent's.
-func parentsOf(procs map[int]string) map[int]int {
-	out := map[int]int{}
-	for pid := range procs {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// The command may contain spaces and parentheses: fields start
-		// after the last ')'.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 {
-			out[pid], _ = strconv.Atoi(f[1])
-		}
-	}
-	return out
-}
-
-// pssKB reads a process's proportional set size: shared pages (the same
-// binary in many monitors) are split between their users.
-func pssKB(pid int) int {
-	return procField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
-}
-
-func rssKB(pid int) int {
-	if pid <= 0 {
-		return 0
-	}
-	return procField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")
-}
-
-func procField(path, key string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == key {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	return 0
+func printQ(name string, d []time.Duration) {
+	fmt.Printf("%s_median %.1f ms\n%s_p95 %.1f ms\n", name, ms(median(d)), name, ms(p95(d)))
 }
 
 func median(d []time.Duration) time.Duration { return quantile(d, 0.5) }

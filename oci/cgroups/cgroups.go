@@ -18,6 +18,11 @@
 // descendants everywhere; parent directories are removed only by the
 // Manager that created them (the pod cgroup belongs to the sandbox).
 //
+// Starting a process inside the cgroup: PrepareFork (ForkJoiner) creates it
+// and returns what the child needs to join as it starts (clone3 into the v2
+// directory, "0" into each v1 tasks file while single-threaded), which skips
+// the RCU grace period a pid written to cgroup.procs waits for (forkjoin.go).
+//
 // Hybrid hosts: Apply also joins the unified directory (that is what makes
 // cgroup.kill usable there); a hugetlb limit enables hugetlb in the
 // unified root's cgroup.subtree_control on first use, as runc does.

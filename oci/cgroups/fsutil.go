@@ -239,7 +239,16 @@ func rmdirAll(dirs []string) {
 
 // removeTree removes dir and every sub-cgroup, deepest first. A cgroup whose
 // last task just exited can report EBUSY for a moment, so retry briefly.
+// The common leaf goes with one rmdir; the directory is listed only when
+// the kernel refuses (a v1 cgroup with children answers EBUSY, v2 ENOTEMPTY).
 func removeTree(dir string) error {
+	switch err := unix.Rmdir(dir); err {
+	case nil, unix.ENOENT:
+		return nil
+	case unix.EBUSY, unix.ENOTEMPTY:
+	default:
+		return fmt.Errorf("remove cgroup %s: %w", dir, classify(err))
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

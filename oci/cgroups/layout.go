@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -38,6 +39,16 @@ type Layout struct {
 	V1 map[string]string
 	// Unified is the cgroup2 mount point, "" without one.
 	Unified string
+	// Hierarchies are the cgroup and cgroup2 mounts in mountinfo order,
+	// for whoever mounts them again (a container's /sys/fs/cgroup).
+	Hierarchies []Hierarchy
+}
+
+// Hierarchy is one mount of a cgroup hierarchy.
+type Hierarchy struct {
+	Mountpoint string
+	FSType     string // "cgroup" or "cgroup2"
+	Options    string // super options without rw/ro: "cpu,cpuacct", "xattr,name=systemd"
 }
 
 var (
@@ -66,8 +77,13 @@ func DetectLayout() (Layout, error) {
 func parseLayout(r io.Reader) (Layout, error) {
 	l := Layout{V1: map[string]string{}}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 0, 4<<10), 1<<20)
 	for sc.Scan() {
+		// Most mounts are not cgroups: skip them before allocating
+		// (a busy node has hundreds, each container's rootfs and volumes).
+		if !bytes.Contains(sc.Bytes(), []byte(" - cgroup")) {
+			continue
+		}
 		fields := strings.Fields(sc.Text())
 		sep := -1
 		for i, f := range fields {
@@ -81,6 +97,15 @@ func parseLayout(r io.Reader) (Layout, error) {
 		}
 		mnt := unescapeMount(fields[4])
 		fstype, superOpts := fields[sep+1], fields[sep+3]
+		if fstype == "cgroup" || fstype == "cgroup2" {
+			var keep []string
+			for _, o := range strings.Split(superOpts, ",") {
+				if o != "rw" && o != "ro" {
+					keep = append(keep, o)
+				}
+			}
+			l.Hierarchies = append(l.Hierarchies, Hierarchy{Mountpoint: mnt, FSType: fstype, Options: strings.Join(keep, ",")})
+		}
 		switch fstype {
 		case "cgroup2":
 			if l.Unified == "" || mnt == "/sys/fs/cgroup" {

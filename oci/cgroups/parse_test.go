@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,6 +54,16 @@ func TestParseLayout(t *testing.T) {
 				}
 			}
 		})
+	}
+	l, err := parseLayout(strings.NewReader(hybridMountinfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantH := []Hierarchy{{"/sys/fs/cgroup/cpu,cpuacct", "cgroup", "cpu,cpuacct"}, {"/sys/fs/cgroup/cpuset", "cgroup", "cpuset"},
+		{"/sys/fs/cgroup/memory", "cgroup", "memory"}, {"/sys/fs/cgroup/systemd", "cgroup", "xattr,name=systemd"},
+		{"/sys/fs/cgroup/unified", "cgroup2", ""}}
+	if !slices.Equal(l.Hierarchies, wantH) {
+		t.Errorf("hierarchies %v, want %v", l.Hierarchies, wantH)
 	}
 	if _, err := parseLayout(strings.NewReader("")); !errors.Is(err, errdefs.ErrNotImplemented) {
 		t.Fatalf("no cgroups: %v", err)

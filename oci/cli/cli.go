@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -246,10 +247,12 @@ func cmdRun(g *globals, args []string) error {
 	if c.Console != nil && o.consoleSocket == "" {
 		go func() { _, _ = io.Copy(os.Stdout, c.Console) }()
 	}
+	t0 := time.Now()
 	st, err := c.Wait()
 	if err != nil {
 		return err
 	}
+	slog.Info("container exited", "container", pos[0], "code", st.ExitCode(), "waited", time.Since(t0).Round(time.Microsecond).String())
 	if !*keep {
 		if err := rt.Delete(ctx, pos[0], true); err != nil {
 			return err

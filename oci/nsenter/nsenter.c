@@ -24,8 +24,63 @@ static void fail(const char *what, const char *path, int err)
 	_exit(1);
 }
 
-/* _CRISERVER_NSENTER="user:/proc/1/ns/user,mnt:/proc/1/ns/mnt" */
+/* _CRISERVER_CGROUP_FDS="5,6,7": cgroup v1 "tasks" files the parent opened
+ * for us (oci/cgroups.ForkJoin). Writing "0" moves the calling thread only,
+ * which is the whole process while no other thread exists, and the kernel
+ * then skips the global lock whose write side waits for an RCU grace period
+ * (see oci/cgroups/forkjoin.go). So this runs first, before any setns and
+ * before the Go runtime starts its threads. */
+static void join_cgroups(void)
+{
+	const char *v = getenv("_CRISERVER_CGROUP_FDS");
+	if (v == NULL || *v == '\0')
+		return;
+	while (*v) {
+		char *end;
+		long fd = strtol(v, &end, 10);
+		if (end == v || fd < 3 || (*end != ',' && *end != '\0'))
+			fail("parse", "_CRISERVER_CGROUP_FDS", EINVAL);
+		ssize_t n;
+		do
+			n = write((int)fd, "0", 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1) {
+			char which[32];
+			snprintf(which, sizeof which, "tasks fd %ld", fd);
+			fail("join cgroup", which, n < 0 ? errno : EIO);
+		}
+		close((int)fd);
+		v = *end ? end + 1 : end;
+	}
+	unsetenv("_CRISERVER_CGROUP_FDS");
+}
+
+static void join_namespaces(void);
+
+/* _CRISERVER_NEWCGROUPNS=1: a new cgroup namespace, made here rather than by
+ * clone so that it is rooted at the container's cgroup, which
+ * join_cgroups() has just entered (as runc does). */
+static void new_cgroupns(void)
+{
+	const char *v = getenv("_CRISERVER_NEWCGROUPNS");
+	if (v == NULL || *v == '\0')
+		return;
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		fail("unshare", "cgroup namespace", errno);
+	unsetenv("_CRISERVER_NEWCGROUPNS");
+}
+
 void criserver_nsenter(void)
+{
+	join_cgroups();
+	join_namespaces();
+	new_cgroupns();
+}
+
+/* _CRISERVER_NSENTER="user:/proc/1/ns/user,cgroup:/proc/1/ns/cgroup,mnt:/proc/1/ns/mnt",
+ * in that order: paths under /proc must be opened before the mount
+ * namespace changes. */
+static void join_namespaces(void)
 {
 	const char *v = getenv("_CRISERVER_NSENTER");
 	if (v == NULL || *v == '\0')
@@ -44,6 +99,8 @@ void criserver_nsenter(void)
 			type = CLONE_NEWUSER;
 		else if (strcmp(tok, "mnt") == 0)
 			type = CLONE_NEWNS;
+		else if (strcmp(tok, "cgroup") == 0)
+			type = CLONE_NEWCGROUP;
 		else
 			fail("parse", tok, EINVAL);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);

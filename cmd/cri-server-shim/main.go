@@ -1,0 +1,37 @@
+// Command cri-server-shim holds only the entry points that cri-server
+// re-executes once per container: the monitor (`monitor <bundle>`, one per
+// running container, for its whole life) and the container init (`init`,
+// once per create and per exec). It links no gRPC, protobuf, CRI API,
+// metrics or image code, so a monitor or an init starts without their
+// package init and keeps none of their memory.
+//
+// It is not installed on its own: hack/build.sh builds it first and embeds
+// it into cri-server (cmd/cri-server/shim_embed.go), which writes it into a
+// sealed memfd at start and execs it from there. The two binaries are always
+// built from the same tree, so they cannot drift apart.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/cri-server/cri-server/monitor"
+	"github.com/cri-server/cri-server/oci"
+	// Joins mount and user namespaces before the Go runtime starts, for
+	// exec into a running container; inert unless the executor asks.
+	_ "github.com/cri-server/cri-server/oci/nsenter"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "init":
+			oci.InitMain() // the container's init, before it execs the user's process
+		case "monitor":
+			monitor.NewExecutor = monitor.OCIExecutor
+			os.Exit(monitor.Main(os.Args[2:])) // a container's monitor
+		}
+	}
+	fmt.Fprintln(os.Stderr, "usage: cri-server-shim init | monitor <bundle> (run by cri-server, not by hand)")
+	os.Exit(2)
+}
