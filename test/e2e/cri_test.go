@@ -279,7 +279,9 @@ func alive(pid int) bool {
 // than the daemon itself: the monitors.
 func (s *server) monitors(daemon int) []int {
 	var out []int
-	for _, p := range ourProcesses(owner{}, s.bin) {
+	// A monitor runs the daemon's binary or its embedded shim (from a
+	// memfd): either way its argv names its bundle, under our dir.
+	for _, p := range ourProcesses(owner{dirs: []string{s.dir}}, s.bin) {
 		if p.pid != daemon && strings.Contains(p.cmd, " monitor ") {
 			out = append(out, p.pid)
 		}
@@ -289,7 +291,7 @@ func (s *server) monitors(daemon int) []int {
 
 // monitorOf returns the pid of the monitor of container id, 0 if none.
 func (s *server) monitorOf(id string) int {
-	for _, p := range ourProcesses(owner{}, s.bin) {
+	for _, p := range ourProcesses(owner{dirs: []string{s.dir}}, s.bin) {
 		if strings.Contains(p.cmd, " monitor ") && strings.Contains(p.cmd, id) {
 			return p.pid
 		}

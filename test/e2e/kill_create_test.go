@@ -73,7 +73,7 @@ func TestDaemonKill9DuringCreate(t *testing.T) {
 			c.checkAllWork(t)
 			c.removeAllPods(t)
 			daemon := c.s.cmd.Process.Pid
-			for _, p := range ourProcesses(owner{}, c.s.bin) {
+			for _, p := range ourProcesses(owner{dirs: []string{c.s.dir}}, c.s.bin) {
 				if p.pid != daemon {
 					t.Errorf("left after every pod was removed: process %d (%s)", p.pid, p.cmd)
 				}
