@@ -11,8 +11,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/config"
 	"github.com/cri-server/cri-server/monitor"
@@ -126,6 +129,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	log := newLogger(stderr, cfg.LogLevel)
+	if n := closeInheritedOnExec(); n > 0 {
+		log.Info("inherited file descriptors marked close-on-exec", "count", n)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := server.Run(ctx, cfg, log, server.WithShim(shimBinary)); err != nil {
@@ -133,6 +139,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// closeInheritedOnExec marks every descriptor above stderr that the daemon
+// inherited as close-on-exec, so that no monitor or container (which
+// outlive the daemon) holds its parent's pipes or sockets open. It returns
+// how many it marked.
+func closeInheritedOnExec() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			continue // the dir's own fd, or already marked
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags|unix.FD_CLOEXEC); err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func override(dst *string, v string) {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestCommands(t *testing.T) {
@@ -38,5 +40,25 @@ func TestCommands(t *testing.T) {
 				t.Fatalf("stdout %q stderr %q", out.String(), errb.String())
 			}
 		})
+	}
+}
+
+// A descriptor the daemon inherits without close-on-exec (a pipe from the
+// shell or a supervisor) must not reach monitors and containers.
+func TestCloseInheritedOnExec(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	if n := closeInheritedOnExec(); n < 2 {
+		t.Errorf("marked %d descriptors, want at least the pipe's 2", n)
+	}
+	for _, fd := range p {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC == 0 {
+			t.Errorf("fd %d: flags %#x, %v: not close-on-exec", fd, flags, err)
+		}
 	}
 }
