@@ -47,12 +47,15 @@ func (l *LogWriter) open() error {
 
 // Reopen flushes to the old file and opens path again: after the kubelet
 // renamed the file for rotation, new lines go to a fresh one. Lines produced
-// meanwhile wait in the pipe, so none is lost.
+// meanwhile wait in the pipe, so none is lost. On a closed log it does
+// nothing: the output has ended, so no line can be lost, and a rotation
+// that races the container's exit must not fail with an unknown error
+// (the kubelet would undo it and retry forever).
 func (l *LogWriter) Reopen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.w == nil {
-		return errors.New("log closed")
+		return nil
 	}
 	if err := l.w.Flush(); err != nil {
 		return err

@@ -149,6 +149,28 @@ func TestReopenLosesNothing(t *testing.T) {
 	}
 }
 
+// A rotation that comes after the output ended (the container is exiting,
+// its exit not yet recorded) succeeds and creates nothing.
+func TestReopenAfterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.log")
+	l, err := OpenLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reopen(); err != nil {
+		t.Errorf("reopen of a closed log: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("reopen of a closed log created %s (%v)", path, err)
+	}
+}
+
 // 100 MB written as fast as a pipe takes it: not a line lost.
 func TestHundredMegabytesNoLineLost(t *testing.T) {
 	if testing.Short() {

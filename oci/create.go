@@ -53,6 +53,12 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		return nil, err
 	}
 	cgPath := r.cgroupsPathFor(id, spec)
+	// Recorded ahead of the cgroup: a create killed before its state is
+	// saved (its monitor killed -9) leaves this for Delete, which would not
+	// find the cgroup otherwise.
+	if err := os.WriteFile(filepath.Join(dir, cgroupFile), []byte(cgPath), 0o600); err != nil {
+		return nil, fmt.Errorf("record cgroup path: %w", err)
+	}
 	mgr, err := r.newCgroup(cgPath)
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup manager: %w", err)

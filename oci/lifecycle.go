@@ -115,7 +115,11 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	st, err := r.load(id)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
-			// A create that died before writing its state.
+			// A create that died before writing its state: its cgroup,
+			// recorded ahead, may hold a half-made init.
+			if err := r.destroyUncreated(ctx, id); err != nil {
+				return fmt.Errorf("delete container %s: %w", id, err)
+			}
 			return os.RemoveAll(r.dir(id))
 		}
 		return err
@@ -153,6 +157,39 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	}
 	r.log.Info("container deleted", "container", id, "took", time.Since(t0).Round(time.Microsecond).String())
 	return nil
+}
+
+// cgroupFile, in a container's state dir, names its cgroup from before the
+// cgroup is made until the state is saved.
+const cgroupFile = "cgroup"
+
+// destroyUncreated kills what is in the cgroup of a create that died
+// before saving its state, and removes the cgroup.
+func (r *Runtime) destroyUncreated(ctx context.Context, id string) error {
+	b, err := os.ReadFile(filepath.Join(r.dir(id), cgroupFile))
+	if err != nil {
+		return nil // died before making a cgroup
+	}
+	mgr, err := r.newCgroup(string(b))
+	if err != nil {
+		return fmt.Errorf("open cgroup: %w", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_ = mgr.Kill(unix.SIGKILL)
+		_ = mgr.Thaw()
+		err := mgr.Destroy()
+		if err == nil {
+			return nil
+		}
+		if cerr := ctxErr(ctx); cerr != nil {
+			return cerr
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("destroy cgroup of a half-created container: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitGone waits for the init to exit (as a zombie or reaped); we may not be

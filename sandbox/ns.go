@@ -192,6 +192,7 @@ func startInit(dir string) (int, error) {
 	// No other argument: the init's cmdline is what a container sharing
 	// the namespace reads as /proc/1/cmdline.
 	cmd := exec.Command("/proc/self/exe", initArg)
+	cmd.Env = append(os.Environ(), podDirEnv+"="+dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID, Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start pod init: %w", err)
@@ -204,6 +205,37 @@ func startInit(dir string) (int, error) {
 		return 0, fmt.Errorf("record pod init: %w", err)
 	}
 	return pid, nil
+}
+
+// podDirEnv names the pod dir in the init's environment, not in its argv
+// (which containers read as /proc/1/cmdline; its environ they cannot read
+// without CAP_SYS_PTRACE): a daemon killed between starting the init and
+// writing init.pid finds the init by it on its next start.
+const podDirEnv = "CRI_SERVER_POD_DIR"
+
+// findInit returns the pid of a live pod init started for dir, 0 if none.
+// It reads every process's cmdline: for the start-up sweep of orphan pod
+// dirs only, never on a CRI call.
+func findInit(dir string) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	mark := podDirEnv + "=" + dir
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !containsArg(b, initArg) {
+			continue
+		}
+		if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err == nil && containsArg(env, mark) {
+			return pid
+		}
+	}
+	return 0
 }
 
 // killInit kills the pod's init if pid still names it (after a restart the

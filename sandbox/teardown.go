@@ -263,6 +263,10 @@ func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 			continue
 		}
 		p := &Pod{ID: d.Name(), Dir: filepath.Join(m.opt.StateDir, "pods", d.Name())}
+		if _, err := os.Stat(filepath.Join(p.Dir, "init.pid")); errors.Is(err, os.ErrNotExist) {
+			// Maybe killed between starting the init and recording it.
+			p.InitPID = findInit(p.Dir)
+		}
 		if err := m.teardown(ctx, p, false); err != nil {
 			m.log.Error("clean up orphan pod dir", "pod", p.ID, "error", err)
 			continue

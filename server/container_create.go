@@ -74,6 +74,15 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 	if err != nil {
 		return nil, fmt.Errorf("resolve image %s: %w", cfg.Image.Image, err)
 	}
+	// The bundle dir before anything else is made: it is the create's
+	// journal. A daemon killed at any later step leaves it, and the start-up
+	// sweep (cleanOrphanBundles) undoes the rootfs and executor state of an
+	// id with no record.
+	bundle := filepath.Join(s.cfg.State, "containers", id)
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return nil, fmt.Errorf("create bundle dir: %w", err)
+	}
+	undo = append(undo, func(context.Context) { os.RemoveAll(bundle) })
 	rootfs, err := s.imageDeps.Mount(ctx, img.ID, id)
 	if err != nil {
 		return nil, fmt.Errorf("mount rootfs: %w", err)
@@ -106,11 +115,6 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 		return nil, err
 	}
 
-	bundle := filepath.Join(s.cfg.State, "containers", id)
-	if err := os.MkdirAll(bundle, 0o700); err != nil {
-		return nil, fmt.Errorf("create bundle dir: %w", err)
-	}
-	undo = append(undo, func(context.Context) { os.RemoveAll(bundle) })
 	logPath, err := containerLogPath(pod.LogDirectory, cfg.LogPath)
 	if err != nil {
 		return nil, err
@@ -187,6 +191,9 @@ func (s *Server) watch(id, bundle string) {
 // without a record: the container is reported as exited with an unknown
 // code rather than running.
 func (s *Server) recordExit(id string, ex *monitor.Exit, cause error) {
+	if ex == nil {
+		s.killLost(id)
+	}
 	rec, err := s.ctrs.update(id, func(st *containerStatus) error {
 		if st.State == runtime.ContainerState_CONTAINER_EXITED {
 			return errAlready

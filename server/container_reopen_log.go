@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -21,6 +22,10 @@ func (s *Server) ReopenContainerLog(ctx context.Context, r *runtime.ReopenContai
 		return nil, errdefs.FailedPrecondition("container %s is not running", rec.ID)
 	}
 	if _, err := monitor.Call(ctx, rec.Bundle, monitor.Request{Op: monitor.OpReopenLog}); err != nil {
+		if errors.Is(err, monitor.ErrGone) {
+			// Exited just now, its exit not yet recorded here.
+			return nil, errdefs.FailedPrecondition("container %s is not running", rec.ID)
+		}
 		return nil, fmt.Errorf("reopen log of %s: %w", rec.ID, err)
 	}
 	return &runtime.ReopenContainerLogResponse{}, nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-server/cri-server/errdefs"
 	"github.com/cri-server/cri-server/monitor"
 	"github.com/cri-server/cri-server/store"
 )
@@ -87,6 +89,26 @@ func (s *Server) reconcile(rec *containerRecord) {
 	}
 }
 
+// killLost kills every process of a container whose monitor is gone
+// without an exit record, before it is reported EXITED: left alone it would
+// run on unseen, unlogged and unreaped beside the replacement the kubelet
+// starts (the reverse of CRI-O issue 6295, where it was reported running).
+// The executor's delete kills through the cgroup and drops its state;
+// RemoveContainer's own delete then finds nothing to do.
+func (s *Server) killLost(id string) {
+	rec, _, err := s.ctrs.get(id)
+	if err != nil || rec.Status.State == runtime.ContainerState_CONTAINER_EXITED || s.runtime == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(bgCtx(), 15*time.Second)
+	defer cancel()
+	if err := s.runtime.Delete(ctx, id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		s.log.Error("kill container of a lost monitor", "container", id, "error", err)
+		return
+	}
+	s.log.Warn("killed container of a lost monitor", "container", id)
+}
+
 // cleanOrphanBundles removes container bundles no record owns (a create
 // that crashed between spawning the monitor and checkpointing), killing a
 // monitor still serving one.
@@ -104,6 +126,9 @@ func (s *Server) cleanOrphanBundles(known map[string]bool) {
 		ctx, cancel := context.WithTimeout(bgCtx(), 5*time.Second)
 		if _, err := monitor.Call(ctx, bundle, monitor.Request{Op: monitor.OpKill, Signal: 9, All: true}); err == nil {
 			monitor.Call(ctx, bundle, monitor.Request{Op: monitor.OpWait})
+		} else {
+			// A monitor still creating its container has no socket yet.
+			killMonitorsOf(bundle)
 		}
 		cancel()
 		if s.runtime != nil {
@@ -115,6 +140,49 @@ func (s *Server) cleanOrphanBundles(known map[string]bool) {
 		os.RemoveAll(bundle)
 		s.log.Warn("removed orphan container state", "container", e.Name())
 	}
+}
+
+// killMonitorsOf kills every process running `<exe> monitor <bundle>` and
+// waits (up to 5 s) for them to go. It reads every process's cmdline: for
+// the start-up sweep of orphan bundles only.
+func killMonitorsOf(bundle string) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		if len(args) == 3 && args[1] == "monitor" && args[2] == bundle {
+			unix.Kill(pid, unix.SIGKILL)
+			pids = append(pids, pid)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for unix.Kill(pid, 0) == nil && !isZombie(pid) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// isZombie says whether pid has exited but is not reaped (by init, when
+// its parent was the killed daemon).
+func isZombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
 }
 
 // ownOOMScoreAdj reads the daemon's oom_score_adj and whether it may set a

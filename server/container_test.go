@@ -394,6 +394,13 @@ func TestRestartReconciles(t *testing.T) {
 			t.Errorf("%s after restart: %s code %d, want %s %d (%s)", st.Metadata.Name, st.State, st.ExitCode, tc.state, tc.code, st.Message)
 		}
 	}
+	// Reported EXITED, so its processes were killed through the executor.
+	e.rt.mu.Lock()
+	killed := e.rt.deleted[lost]
+	e.rt.mu.Unlock()
+	if !killed {
+		t.Errorf("the lost container was not deleted (killed) through the executor at reload")
+	}
 	// The reloaded container is still watched and stoppable.
 	if _, err := e.s.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: run, Timeout: 5}); err != nil {
 		t.Fatal(err)
@@ -401,10 +408,35 @@ func TestRestartReconciles(t *testing.T) {
 	if st := e.status(t, run); st.State != runtime.ContainerState_CONTAINER_EXITED {
 		t.Fatalf("after stop: %+v", st)
 	}
-	// The lost container's process still runs outside any monitor: kill it
-	// so that the test leaves nothing.
+	// The fake executor kills nothing: kill the lost container's process so
+	// that the test leaves nothing.
 	if p := lostRec.Status.Pid; p > 0 {
 		syscall.Kill(-p, syscall.SIGKILL)
+	}
+}
+
+// A monitor that dies while the daemon runs leaves no exit record: the
+// container is reported EXITED with an unknown code, and killed through the
+// executor so that the report is true.
+func TestLostMonitorWhileRunning(t *testing.T) {
+	e := newEnv(t)
+	id := e.create(t, "pod1", "lost", nil, "/bin/sh", "-c", "exec sleep 100")
+	e.startC(t, id)
+	rec, _, _ := e.s.ctrs.get(id)
+	killMonitor(t, rec.Bundle)
+	st := e.waitExited(t, id)
+	if st.ExitCode != exitCodeUnknown || st.Reason != reasonError || !strings.Contains(st.Message, "monitor lost") {
+		t.Errorf("after its monitor died: code %d reason %q message %q, want %d %s \"container monitor lost...\"",
+			st.ExitCode, st.Reason, st.Message, exitCodeUnknown, reasonError)
+	}
+	e.rt.mu.Lock()
+	killed := e.rt.deleted[id]
+	e.rt.mu.Unlock()
+	if !killed {
+		t.Errorf("the container of the lost monitor was not deleted (killed) through the executor")
+	}
+	if p := rec.Status.Pid; p > 0 {
+		syscall.Kill(-p, syscall.SIGKILL) // the fake executor kills nothing
 	}
 }
 

@@ -24,8 +24,8 @@ import (
 const drainTimeout = 10 * time.Second
 
 // lockState takes an exclusive lock on the state dir for this daemon's life,
-// so that a second cri-server on the same dirs fails at once instead of
-// fighting the first over sockets, namespaces and exit files.
+// so that a second cri-server on the same dirs fails (within lockWait)
+// instead of fighting the first over sockets, namespaces and exit files.
 func lockState(dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
@@ -34,15 +34,31 @@ func lockState(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock state dir: %w", err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
 			return nil, errdefs.FailedPrecondition("another cri-server holds the state dir %s", dir)
 		}
-		return nil, fmt.Errorf("lock state dir: %w", err)
+		time.Sleep(10 * time.Millisecond)
 	}
-	return f, nil
 }
+
+// lockWait is how long a start waits for the state dir lock. A daemon
+// killed -9 while it forks a monitor or a pod init leaves the child holding
+// the lock's open file until its exec closes it (CLOEXEC), tens of ms on a
+// loaded node: the restart must not fail for it. Waiting also means the
+// start-up sweep runs only once every such child has exec'd and can be
+// told by its argv and environment.
+var lockWait = 5 * time.Second
 
 // Listen opens the CRI socket. A socket file left by a crashed daemon is
 // replaced; one that still answers belongs to a live server and is an error,

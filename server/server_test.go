@@ -170,6 +170,8 @@ func TestEveryRPCRegistered(t *testing.T) {
 
 func TestSecondServerRefused(t *testing.T) {
 	_, cfg := startServer(t)
+	defer func(d time.Duration) { lockWait = d }(lockWait)
+	lockWait = 100 * time.Millisecond
 	// Same state dir: the lock refuses it.
 	err := Run(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "another cri-server") {

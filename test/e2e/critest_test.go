@@ -170,10 +170,13 @@ endpoints = ["http://%[5]s"]
 
 func (s *server) start(t *testing.T) {
 	t.Helper()
-	logf, err := os.Create(s.log)
+	// Appended: a restarted daemon's log follows the first one's, and the
+	// leak check needs the ids both logged.
+	logf, err := os.OpenFile(s.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
+	serving := strings.Count(readString(s.log), `msg="serving CRI"`)
 	s.cmd = exec.Command(s.bin, "serve", "--config", filepath.Join(s.dir, "config.toml"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	// Its own process group: a Ctrl-C on go test must not reach it before
@@ -187,13 +190,18 @@ func (s *server) start(t *testing.T) {
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if c, err := net.Dial("unix", s.sock); err == nil {
+		// This daemon's socket: after a kill -9, a child of the old one
+		// between fork and exec may still hold the old listener for a moment.
+		if c, err := net.Dial("unix", s.sock); err == nil && strings.Count(readString(s.log), `msg="serving CRI"`) > serving {
 			c.Close()
 			break
+		} else if err == nil {
+			c.Close()
 		}
 		select {
 		case <-s.done:
-			t.Fatalf("cri-server exited before serving:\n%s", tail(s.log, 30))
+			t.Fatalf("cri-server exited before serving (state lock held by: %s):\n%s",
+				lockHolders(filepath.Join(s.dir, "state", "cri-server.lock")), tail(s.log, 30))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -412,4 +420,26 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// lockHolders names the processes holding the state dir's lock file: why a
+// restart found the state dir taken.
+func lockHolders(path string) string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		fds, _ := os.ReadDir("/proc/" + e.Name() + "/fd")
+		for _, fd := range fds {
+			if l, _ := os.Readlink("/proc/" + e.Name() + "/fd/" + fd.Name()); l == path {
+				raw, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+				out = append(out, e.Name()+" ("+strings.ReplaceAll(string(raw), "\x00", " ")+")")
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func readString(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
 }
