@@ -5,15 +5,14 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/cri-server/cri-server/internal/testutil"
 	"github.com/cri-server/cri-server/oci"
 	_ "github.com/cri-server/cri-server/oci/nsenter"
 )
@@ -36,41 +35,10 @@ func busyboxRootfs(t testing.TB, dir string) string {
 	if os.Getuid() != 0 {
 		t.Skip("needs root")
 	}
-	root := filepath.Join(dir, "rootfs")
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
-		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
-	}
-	out, err := exec.Command("ldd", "/bin/busybox").Output()
-	must(t, err)
-	for _, l := range strings.Split(string(out), "\n") {
-		for _, f := range strings.Fields(l) {
-			if strings.HasPrefix(f, "/") {
-				copyFile(t, f, filepath.Join(root, f))
-			}
-		}
-	}
-	copyFile(t, "/bin/busybox", filepath.Join(root, "bin/busybox"))
-	for _, a := range applets {
-		must(t, os.Symlink("busybox", filepath.Join(root, "bin", a)))
-	}
-	must(t, os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644))
-	return root
+	return testutil.BusyboxRootfs(t, dir, applets)
 }
 
-func copyFile(t testing.TB, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	must(t, err)
-	must(t, os.MkdirAll(filepath.Dir(dst), 0o755))
-	must(t, os.WriteFile(dst, b, 0o755))
-}
-
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+func must(t testing.TB, err error) { t.Helper(); testutil.Must(t, err) }
 
 var allCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
 	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
@@ -172,20 +140,4 @@ func (e *env) run(id string, spec *specs.Spec) (string, oci.ExitStatus, error) {
 func IOnull() oci.IO { return oci.IO{} }
 
 // children lists the processes (zombies included) whose parent is this test.
-func children() []string {
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	me := strconv.Itoa(os.Getpid())
-	for _, d := range ents {
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if f := strings.Fields(s[i+1:]); len(f) > 2 && f[1] == me {
-			out = append(out, d.Name()+s[:i+1])
-		}
-	}
-	return out
-}
+func children() []string { return testutil.Children() }

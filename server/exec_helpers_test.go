@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/config"
+	"github.com/cri-server/cri-server/internal/testutil"
 	"github.com/cri-server/cri-server/monitor"
 	"github.com/cri-server/cri-server/oci"
 	// Exec joins the container's mount namespace before the Go runtime
@@ -73,45 +73,12 @@ func newRealEnv(t testing.TB) *realEnv {
 
 var execApplets = []string{"sh", "true", "false", "cat", "sleep", "echo", "head", "yes", "ps", "wc", "id", "mkdir", "env", "pwd", "tr", "stty"}
 
-// rootfs builds a busybox root filesystem.
+// rootfs builds a busybox root filesystem (once per env).
 func (e *realEnv) rootfs() string {
-	t := e.t
-	root := filepath.Join(e.dir, "rootfs")
-	if _, err := os.Stat(root); err == nil {
-		return root
-	}
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc", "work"} {
-		mustDo(t, os.MkdirAll(filepath.Join(root, d), 0o755))
-	}
-	out, err := exec.Command("ldd", "/bin/busybox").Output()
-	mustDo(t, err)
-	files := []string{"/bin/busybox"}
-	for _, l := range strings.Split(string(out), "\n") {
-		for _, f := range strings.Fields(l) {
-			if strings.HasPrefix(f, "/") {
-				files = append(files, f)
-			}
-		}
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		mustDo(t, err)
-		mustDo(t, os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755))
-		mustDo(t, os.WriteFile(filepath.Join(root, f), b, 0o755))
-	}
-	for _, a := range execApplets {
-		mustDo(t, os.Symlink("busybox", filepath.Join(root, "bin", a)))
-	}
-	mustDo(t, os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644))
-	return root
+	return testutil.BusyboxRootfs(e.t, e.dir, execApplets, "work")
 }
 
-func mustDo(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+func mustDo(t testing.TB, err error) { t.Helper(); testutil.Must(t, err) }
 
 // Capabilities of the test containers: a few of the default set dropped.
 var execTestCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID"}
@@ -227,20 +194,4 @@ func must1[T any](v T, _ error) T { return v }
 
 // childProcs lists the processes (zombies included) whose parent is this
 // test binary.
-func childProcs() []string {
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	me := strconv.Itoa(os.Getpid())
-	for _, d := range ents {
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if f := strings.Fields(s[i+1:]); len(f) > 2 && f[1] == me {
-			out = append(out, d.Name()+s[:i+1])
-		}
-	}
-	return out
-}
+func childProcs() []string { return testutil.Children() }
