@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/internal/fastread"
 )
 
 // Interface is one device's cumulative counters.
@@ -91,7 +92,7 @@ func readOne(path string, buf []byte) (Result, []byte) {
 	if err != nil {
 		return Result{Err: fmt.Errorf("enter netns %s: %w", path, err)}, buf
 	}
-	buf, err = readFile("/proc/thread-self/net/dev", buf)
+	buf, err = fastread.Into(buf, "/proc/thread-self/net/dev")
 	if err != nil {
 		return Result{Err: fmt.Errorf("read net/dev in %s: %w", path, err)}, buf
 	}
@@ -100,31 +101,6 @@ func readOne(path string, buf []byte) (Result, []byte) {
 		return Result{Err: fmt.Errorf("parse net/dev in %s: %w", path, err)}, buf
 	}
 	return Result{Interfaces: ifs}, buf
-}
-
-func readFile(path string, buf []byte) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return buf, err
-	}
-	defer unix.Close(fd)
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return buf, err
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
-	}
 }
 
 // Parse reads the /proc/net/dev format: two header lines, then

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cri-server/cri-server/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/internal/fastread"
 )
 
 // classErr keeps the kernel's error for errors.Is(err, unix.EINVAL) and adds
@@ -74,32 +76,9 @@ func writeFile(dir, file, data string) error {
 	return nil
 }
 
-// readInto reads dir/file into buf (grown as needed) with open/read/close
-// and no other allocation; the stats path calls it thousands of times.
-func readInto(buf []byte, path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return buf[:0], err
-	}
-	defer unix.Close(fd)
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return buf, err
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
-	}
-}
+// readInto reads a file into buf (grown as needed) with no other
+// allocation: the stats path calls it thousands of times.
+func readInto(buf []byte, path string) ([]byte, error) { return fastread.Into(buf, path) }
 
 func readFile(dir, file string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, file))
