@@ -2,8 +2,11 @@
 // whole life: the parent of the container's init (so it reaps it and gets
 // the real exit status), the holder of its stdio (pipes or pty master) and
 // so the point where attach clients join it (attach.go), the writer of its
-// CRI log, the detector of OOM kills, and the writer of its exit record. It is cri-server re-executed (`cri-server monitor <bundle>`)
-// in its own session, so killing the daemon, even with -9, stops nothing.
+// CRI log, the detector of OOM kills, and the writer of its exit record. It
+// runs as `<shim> monitor <bundle>` in its own session, so killing the
+// daemon, even with -9, stops nothing; the shim is cmd/cri-server-shim,
+// embedded in cri-server and sealed in a memfd at start (or cri-server
+// itself in builds without it).
 // The daemon talks to it over a control socket in the bundle dir.
 package monitor
 
