@@ -34,15 +34,43 @@ func validCgroupParent(p string) error {
 	return nil
 }
 
+// podCgroupHierarchies lists the hierarchies a pod's cgroup is made in:
+// every one mounted under root on a v1 or hybrid node (the v1 controllers,
+// the named systemd one, the v2 one beside them), as the kubelet makes a
+// pod's cgroup in each. Made in fewer, the executor would make the missing
+// levels for the pod's first container and nobody would remove them. On a
+// pure v2 node (root is the hierarchy) it is the fixed v1 list, which
+// finds nothing there.
+func podCgroupHierarchies(root string) []string {
+	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
+		return podCgroupControllers
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return podCgroupControllers
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() { // not the cpu,cpuacct style symlinks: each hierarchy once
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
 // createCgroup makes cgroup parent in each hierarchy, level by level, and
 // returns the dirs it created (outermost first) so removal touches only
 // those. Dirs that existed (made by the kubelet) are never removed.
-func createCgroup(root, parent string) ([]string, error) {
+//
+// Each dir it is about to make is first appended to journal (when not
+// nil), so that a daemon killed before the pod's record is stored leaves a
+// list the start-up sweep removes (readCgroupJournal).
+func createCgroup(root, parent string, journal *os.File) ([]string, error) {
 	if parent == "" {
 		return nil, nil
 	}
 	var made []string
-	for _, c := range podCgroupControllers {
+	for _, c := range podCgroupHierarchies(root) {
 		base := filepath.Join(root, c)
 		if _, err := os.Stat(base); err != nil {
 			continue // hierarchy absent on this node
@@ -50,6 +78,12 @@ func createCgroup(root, parent string) ([]string, error) {
 		dir := base
 		for _, part := range strings.Split(strings.Trim(parent, "/"), "/") {
 			dir = filepath.Join(dir, part)
+			if _, err := os.Stat(dir); journal != nil && errors.Is(err, os.ErrNotExist) {
+				// Listed before the mkdir: a kill during a slow one (memory
+				// cgroups take milliseconds) must still leave it listed. A
+				// listed dir that never came is simply not there to remove.
+				journal.WriteString(dir + "\n")
+			}
 			err := os.Mkdir(dir, 0o755)
 			if err == nil {
 				made = append(made, dir)
@@ -62,6 +96,19 @@ func createCgroup(root, parent string) ([]string, error) {
 		}
 	}
 	return made, nil
+}
+
+// cgroupJournal is the file in a pod dir listing the cgroup dirs made for
+// the pod, written as they are made.
+const cgroupJournal = "cgroups"
+
+// readCgroupJournal reads the dirs a pod's setup made, outermost first.
+func readCgroupJournal(podDir string) []string {
+	b, err := os.ReadFile(filepath.Join(podDir, cgroupJournal))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b))
 }
 
 // removeCgroups removes dirs innermost first. A cgroup still holding

@@ -251,8 +251,15 @@ func (m *Manager) setupKernel(p *Pod, plan *runPlan) error {
 		p.ShmPath = "/dev/shm"
 	}
 	// The cgroup dirs made are recorded by the store commit that follows
-	// (before ADD), so only they are ever removed.
-	if p.Cgroups, err = createCgroup(m.opt.CgroupRoot, p.CgroupParent); err != nil {
+	// (before ADD), so only they are ever removed; until then the journal
+	// in the pod dir lists them for the start-up sweep.
+	journal, err := os.OpenFile(filepath.Join(p.Dir, cgroupJournal), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open cgroup journal: %w", err)
+	}
+	p.Cgroups, err = createCgroup(m.opt.CgroupRoot, p.CgroupParent, journal)
+	journal.Close()
+	if err != nil {
 		return err
 	}
 	if p.InitPID > 0 {

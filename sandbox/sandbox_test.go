@@ -105,9 +105,18 @@ func TestCreateCgroupRemovesOnlyWhatItMade(t *testing.T) {
 	for _, c := range podCgroupControllers {
 		os.MkdirAll(filepath.Join(root, c, "kubepods"), 0o755)
 	}
-	made, err := createCgroup(root, "/kubepods/pod1/inner")
+	journal, err := os.Create(filepath.Join(t.TempDir(), cgroupJournal))
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer journal.Close()
+	made, err := createCgroup(root, "/kubepods/pod1/inner", journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a sweep after a crash reads back is what was made.
+	if got := readCgroupJournal(filepath.Dir(journal.Name())); strings.Join(got, " ") != strings.Join(made, " ") {
+		t.Errorf("journal %v, made %v", got, made)
 	}
 	if len(made) != 2*len(podCgroupControllers) {
 		t.Fatalf("made %v", made)

@@ -263,6 +263,7 @@ func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 			continue
 		}
 		p := &Pod{ID: d.Name(), Dir: filepath.Join(m.opt.StateDir, "pods", d.Name())}
+		p.Cgroups = readCgroupJournal(p.Dir)
 		if _, err := os.Stat(filepath.Join(p.Dir, "init.pid")); errors.Is(err, os.ErrNotExist) {
 			// Maybe killed between starting the init and recording it.
 			p.InitPID = findInit(p.Dir)

@@ -181,7 +181,7 @@ func (c *cri) podConfig(name string) *runtime.PodSandboxConfig {
 		Hostname:     name,
 		LogDirectory: logDir,
 		Linux: &runtime.LinuxPodSandboxConfig{
-			CgroupParent: "/cri-e2e-pod" + uid,
+			CgroupParent: "/cri-e2e-pod-" + uid,
 			// What the kubelet sends for a pod that does not share its
 			// PID namespace (CRI's zero value, POD, shares it).
 			SecurityContext: &runtime.LinuxSandboxSecurityContext{
