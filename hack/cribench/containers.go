@@ -58,15 +58,10 @@ func (b *bench) containers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var stop, remove, both []time.Duration
-	for _, id := range b.pods {
-		s, r, err := b.stopRemove(ctx, id)
-		if err != nil {
-			return err
-		}
-		stop, remove, both = append(stop, s), append(remove, r), append(both, s+r)
+	stop, remove, both, err := b.stopRemoveAll(ctx)
+	if err != nil {
+		return err
 	}
-	b.pods = nil
 	fmt.Printf("ctr_pods %d\ncontainers %d\nctr_runtime_processes %d\n", o.ctrPods, total, u.procs)
 	printQ("ctr_run_pod", podLat)
 	printQ("create_start", ctrLat)

@@ -153,6 +153,20 @@ func run(o options) error {
 	return nil
 }
 
+// stopRemoveAll stops and removes every pod of the run, one after the
+// other, returning the stop, remove and stop+remove latencies.
+func (b *bench) stopRemoveAll(ctx context.Context) (stop, remove, both []time.Duration, err error) {
+	for _, id := range b.pods {
+		s, r, err := b.stopRemove(ctx, id)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		stop, remove, both = append(stop, s), append(remove, r), append(both, s+r)
+	}
+	b.pods = nil
+	return stop, remove, both, nil
+}
+
 // sequential runs N pods one after the other, then stops and removes them
 // one after the other.
 func (b *bench) sequential(ctx context.Context) error {
@@ -160,15 +174,10 @@ func (b *bench) sequential(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var stop, remove, both []time.Duration
-	for _, id := range b.pods {
-		s, r, err := b.stopRemove(ctx, id)
-		if err != nil {
-			return err
-		}
-		stop, remove, both = append(stop, s), append(remove, r), append(both, s+r)
+	stop, remove, both, err := b.stopRemoveAll(ctx)
+	if err != nil {
+		return err
 	}
-	b.pods = nil
 	fmt.Printf("seq_pods %d\n", b.o.pods)
 	printQ("run_pod", lat)
 	printQ("stop_pod", stop)
