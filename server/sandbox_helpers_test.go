@@ -81,6 +81,22 @@ func requireRoot(t testing.TB) {
 	}
 }
 
+// unusedSubnet picks a "10.a.b" /24 that no iptables rule and no local
+// address mentions, so that the leak check's look for it in iptables-save
+// cannot match another run's rules.
+func unusedSubnet(t testing.TB) string {
+	rules, _ := exec.Command("iptables-save").Output()
+	addrs, _ := exec.Command("ip", "-o", "addr").Output()
+	for range 100 {
+		sn := fmt.Sprintf("10.%d.%d", 100+mrand.IntN(150), mrand.IntN(256))
+		if !bytes.Contains(rules, []byte(sn+".")) && !bytes.Contains(addrs, []byte(" "+sn+".")) {
+			return sn
+		}
+	}
+	t.Fatal("no unused /24 for the test network")
+	return ""
+}
+
 func newPodEnv(t testing.TB) *podEnv {
 	t.Helper()
 	requireRoot(t)
@@ -88,7 +104,7 @@ func newPodEnv(t testing.TB) *podEnv {
 	e := &podEnv{
 		t: t, dir: dir,
 		bridge:  "crit-" + randHex(4),
-		subnet:  fmt.Sprintf("10.%d.%d", 100+mrand.IntN(150), mrand.IntN(256)),
+		subnet:  unusedSubnet(t),
 		ipamDir: filepath.Join(dir, "ipam"),
 		binDir:  filepath.Join(dir, "bin"),
 	}
