@@ -27,18 +27,11 @@ import (
 // nothing of theirs runs once the signal is sent, and a stop costs the
 // slower of the two (the plugins' DEL, mostly) instead of their sum.
 func (m *Manager) Stop(ctx context.Context, id string) error {
-	e, err := m.lookup(id)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	e, unlock, err := m.lockPod(id)
+	if e == nil || err != nil {
 		return err
 	}
-	e.op.Lock()
-	defer e.op.Unlock()
-	if e.removed {
-		return nil
-	}
+	defer unlock()
 	m.mu.Lock()
 	orig, cs := e.pod, m.stopper
 	m.mu.Unlock()
@@ -105,24 +98,36 @@ func (m *Manager) releaseNetwork(ctx context.Context, p *Pod) {
 	p.NetPending = false
 }
 
+// lockPod finds a pod and takes its operation lock for Stop and Remove.
+// An unknown or already removed pod gives a nil entry and no error: both
+// calls are idempotent, as the CRI asks.
+func (m *Manager) lockPod(id string) (e *entry, unlock func(), err error) {
+	e, err = m.lookup(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	e.op.Lock()
+	if e.removed {
+		e.op.Unlock()
+		return nil, nil, nil
+	}
+	return e, e.op.Unlock, nil
+}
+
 // Remove stops the pod if needed, removes its containers, namespaces,
 // files and cgroup, and forgets it. Idempotent.
 func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.Stop(ctx, id); err != nil {
 		return err
 	}
-	e, err := m.lookup(id)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	e, unlock, err := m.lockPod(id)
+	if e == nil || err != nil {
 		return err
 	}
-	e.op.Lock()
-	defer e.op.Unlock()
-	if e.removed {
-		return nil
-	}
+	defer unlock()
 	m.mu.Lock()
 	p, cs := clonePod(e.pod), m.stopper
 	m.mu.Unlock()
