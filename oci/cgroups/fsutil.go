@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -300,4 +301,20 @@ func signalPids(pids []int, sig unix.Signal) error {
 
 func errTimeout(format string, args ...any) error {
 	return errdefs.New(errdefs.ErrDeadlineExceeded, format, args...)
+}
+
+// readOOMKills reads the oom_kill counter of a flat keyed file: v1's
+// memory.oom_control or v2's memory.events.
+func readOOMKills(path string) (uint64, error) {
+	b, err := readInto(make([]byte, 0, 256), path)
+	if err != nil {
+		return 0, fmt.Errorf("read oom kills %s: %w", filepath.Dir(path), classify(err))
+	}
+	var n uint64
+	eachKV(b, func(k []byte, v uint64) {
+		if bytes.Equal(k, []byte("oom_kill")) {
+			n = v
+		}
+	})
+	return n, nil
 }

@@ -1,7 +1,6 @@
 package cgroups
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -218,17 +217,7 @@ func (m *v1Manager) OOMKillCount() (uint64, error) {
 	if !ok {
 		return 0, errUnsupported("no v1 memory hierarchy")
 	}
-	b, err := readInto(make([]byte, 0, 128), filepath.Join(dir, "memory.oom_control"))
-	if err != nil {
-		return 0, fmt.Errorf("read oom kills %s: %w", dir, classify(err))
-	}
-	var n uint64
-	eachKV(b, func(k []byte, v uint64) {
-		if bytes.Equal(k, []byte("oom_kill")) {
-			n = v
-		}
-	})
-	return n, nil
+	return readOOMKills(filepath.Join(dir, "memory.oom_control"))
 }
 
 func (m *v1Manager) Destroy() error {

@@ -1,7 +1,6 @@
 package cgroups
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -223,17 +222,7 @@ func (m *v2Manager) Kill(sig unix.Signal) error {
 func (m *v2Manager) Pids() ([]int, error) { return readPids(m.dir, nil) }
 
 func (m *v2Manager) OOMKillCount() (uint64, error) {
-	b, err := readInto(make([]byte, 0, 256), filepath.Join(m.dir, "memory.events"))
-	if err != nil {
-		return 0, fmt.Errorf("read oom kills %s: %w", m.dir, classify(err))
-	}
-	var n uint64
-	eachKV(b, func(k []byte, v uint64) {
-		if bytes.Equal(k, []byte("oom_kill")) {
-			n = v
-		}
-	})
-	return n, nil
+	return readOOMKills(filepath.Join(m.dir, "memory.events"))
 }
 
 func (m *v2Manager) Destroy() error {

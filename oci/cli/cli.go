@@ -127,6 +127,16 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseID parses a verb's flags and wants at least the container id among
+// the positional arguments, which it returns.
+func parseID(fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	return pos, needID(pos, 1)
+}
+
 func needID(pos []string, n int) error {
 	if len(pos) < n {
 		return errors.New("container id required")
@@ -207,11 +217,8 @@ func cmdCreate(g *globals, args []string) error {
 	fs := flag.NewFlagSet("create", flag.ContinueOnError)
 	o := &createOpts{}
 	createFlags(fs, o)
-	pos, err := parse(fs, args)
+	pos, err := parseID(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := needID(pos, 1); err != nil {
 		return err
 	}
 	_, _, err = create(g, pos[0], o)
@@ -225,11 +232,8 @@ func cmdRun(g *globals, args []string) error {
 	detach := fs.Bool("detach", false, "do not wait")
 	fs.BoolVar(detach, "d", false, "do not wait")
 	keep := fs.Bool("keep", false, "keep the container after it exits")
-	pos, err := parse(fs, args)
+	pos, err := parseID(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := needID(pos, 1); err != nil {
 		return err
 	}
 	rt, c, err := create(g, pos[0], o)
@@ -264,11 +268,8 @@ func cmdRun(g *globals, args []string) error {
 func simple(name string, f func(rt *oci.Runtime, id string) error) verb {
 	return func(g *globals, args []string) error {
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
-		pos, err := parse(fs, args)
+		pos, err := parseID(fs, args)
 		if err != nil {
-			return err
-		}
-		if err := needID(pos, 1); err != nil {
 			return err
 		}
 		rt, err := g.runtime()
@@ -302,11 +303,8 @@ func cmdKill(g *globals, args []string) error {
 	fs := flag.NewFlagSet("kill", flag.ContinueOnError)
 	all := fs.Bool("all", false, "every process")
 	fs.BoolVar(all, "a", false, "every process")
-	pos, err := parse(fs, args)
+	pos, err := parseID(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := needID(pos, 1); err != nil {
 		return err
 	}
 	sig := unix.SIGTERM
@@ -340,11 +338,8 @@ func cmdDelete(g *globals, args []string) error {
 	fs := flag.NewFlagSet("delete", flag.ContinueOnError)
 	force := fs.Bool("force", false, "kill a running container")
 	fs.BoolVar(force, "f", false, "kill a running container")
-	pos, err := parse(fs, args)
+	pos, err := parseID(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := needID(pos, 1); err != nil {
 		return err
 	}
 	rt, err := g.runtime()

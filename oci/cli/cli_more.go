@@ -111,11 +111,8 @@ func cmdPs(g *globals, args []string) error {
 	fs := flag.NewFlagSet("ps", flag.ContinueOnError)
 	format := fs.String("format", "table", "table or json")
 	fs.StringVar(format, "f", "table", "table or json")
-	pos, err := parse(fs, args)
+	pos, err := parseID(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := needID(pos, 1); err != nil {
 		return err
 	}
 	rt, err := g.runtime()
@@ -148,11 +145,8 @@ func cmdUpdate(g *globals, args []string) error {
 	quota := fs.Int64("cpu-quota", 0, "cpu quota")
 	period := fs.Uint64("cpu-period", 0, "cpu period")
 	shares := fs.Uint64("cpu-share", 0, "cpu shares")
-	pos, err := parse(fs, args)
+	pos, err := parseID(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := needID(pos, 1); err != nil {
 		return err
 	}
 	res := &specs.LinuxResources{}
