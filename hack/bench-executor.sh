@@ -14,7 +14,9 @@ CG=/cri-server-bench-$$
 # failed iteration could leave.
 trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
-(cd "$REPO" && go build -o "$WORK/cri-server" ./hack/executor-cli)
+# Built as the shim is (hack/build.sh): static.
+source "$REPO/hack/static-flags.sh"
+(cd "$REPO" && go build -tags "$STATIC_TAGS" -ldflags "$STATIC_LDFLAGS" -o "$WORK/cri-server" ./hack/executor-cli)
 
 # The rootfs: Debian's dynamic busybox and the libraries ldd names.
 B=$WORK/bundle; R=$B/rootfs
