@@ -34,6 +34,10 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		return nil, err
 	}
 	plan, rootfs := in.plan, in.rootfs
+	if l := spec.Linux; !hasNamespace(l, specs.MountNamespace) && len(spec.Mounts)+len(l.MaskedPaths)+len(l.ReadonlyPaths) > 0 {
+		r.log.Warn("no mount namespace: the container is chrooted into its root and its mounts, masked and read-only paths are not applied",
+			"container", id, "mounts", len(spec.Mounts), "maskedPaths", len(l.MaskedPaths), "readonlyPaths", len(l.ReadonlyPaths))
+	}
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
