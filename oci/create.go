@@ -303,7 +303,9 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 	// the exec. InitMain marks it close-on-exec with the rest.
 	cmd.Path = "/proc/self/fd/" + strconv.Itoa(3+len(cmd.ExtraFiles))
 	cmd.ExtraFiles = append(cmd.ExtraFiles, r.exe)
-	cmd.Env = append(cmd.Env, "GODEBUG="+initGODEBUG(os.Getenv("GODEBUG")))
+	if gd := os.Getenv("GODEBUG"); gd != "" {
+		cmd.Env = append(cmd.Env, "GODEBUG="+gd)
+	}
 	if len(plan.nsenter) > 0 {
 		cmd.Env = append(cmd.Env, nsenterEnv+"="+nsenterValue(plan.nsenter))
 	}
@@ -317,20 +319,6 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	return cmd, parent, nil
-}
-
-// initGODEBUG is the init's GODEBUG: the caller's settings (inittrace for
-// hack/bench-executor.sh) and no cgroup-aware GOMAXPROCS. The init runs a
-// few hundred microseconds on one locked thread; the runtime would
-// otherwise parse the whole of /proc/self/mountinfo (thousands of lines on
-// a busy node) at start to find the CPU limit, and keep a goroutine that
-// re-reads it.
-func initGODEBUG(caller string) string {
-	const own = "containermaxprocs=0,updatemaxprocs=0"
-	if caller == "" {
-		return own
-	}
-	return own + "," + caller // the later setting of a key wins
 }
 
 // closeChildFiles closes our copies of what only the child needs: all the
