@@ -70,6 +70,38 @@ func TestParseLayout(t *testing.T) {
 	}
 }
 
+// DetectLayout stops at the last hierarchy /proc/self/cgroup counts; a
+// count it cannot reach (a hierarchy mounted elsewhere) reads everything.
+func TestParseLayoutUntil(t *testing.T) {
+	late := hybridMountinfo + "90 23 0:41 / /late rw - cgroup cgroup rw,pids\n"
+	tests := []struct {
+		name     string
+		want     int
+		wantLate bool
+	}{
+		{name: "all hierarchies met early", want: 5, wantLate: false},
+		{name: "unknown count", want: 0, wantLate: true},
+		{name: "count beyond the mounts", want: 7, wantLate: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := parseLayoutUntil(strings.NewReader(late), tt.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := l.V1["pids"] == "/late"; got != tt.wantLate {
+				t.Errorf("read the late mount: %v, want %v (v1 %v)", got, tt.wantLate, l.V1)
+			}
+			if l.Mode != ModeHybrid || l.V1["memory"] != "/sys/fs/cgroup/memory" {
+				t.Errorf("layout %+v", l)
+			}
+		})
+	}
+	if n := selfHierarchies(); n == 0 {
+		t.Error("no hierarchy counted in /proc/self/cgroup")
+	}
+}
+
 func TestParsePath(t *testing.T) {
 	tests := []struct {
 		name, in, want string
