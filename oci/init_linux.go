@@ -22,6 +22,8 @@ import (
 // "init". It never returns.
 func InitMain() {
 	times.Main = time.Now().UnixNano()
+	// Read by the runtime at start; set by initCmd for this process only.
+	os.Unsetenv(initMaxProcsEnv)
 	// Capabilities, no_new_privs and seccomp are per thread: everything
 	// happens on this one, which is also the one that execs.
 	runtime.LockOSThread()
@@ -38,6 +40,9 @@ func InitMain() {
 	}
 	os.Exit(127)
 }
+
+// initMaxProcsEnv is the Go runtime's GOMAXPROCS, which initCmd sets to 1.
+const initMaxProcsEnv = "GOMAXPROCS"
 
 // times is filled as the init goes and sent with msgReady.
 var times initTimes
