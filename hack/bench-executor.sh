@@ -97,7 +97,7 @@ if [[ -x /usr/bin/time ]]; then
 fi
 # Phase medians from the executor's log (oci/phases.go): create = prep, cgroup
 # (mkdir before the clone), clone (namespaces, up to the init's execve),
-# gostart (the init's dynamic linking, C constructor, Go runtime and package
+# gostart (the init's exec, C constructor, Go runtime and package
 # init), config (its decoding), rootfs (mounts, pivot_root, masked/read-only
 # paths), process, limits, save; then start, the wait for /bin/true and delete.
 P=$(( N < 50 ? N : 50 ))

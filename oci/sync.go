@@ -48,7 +48,7 @@ type syncNote struct {
 // initTimes are the init's milestones (Unix ns, the parent's clock too), so
 // the parent can log where a create's time goes.
 type initTimes struct {
-	Main   int64 `json:"main"`   // InitMain entered: exec, dynamic linking, Go runtime and package init done
+	Main   int64 `json:"main"`   // InitMain entered: exec, C constructor, Go runtime and package init done
 	Config int64 `json:"config"` // config received and decoded
 	Rootfs int64 `json:"rootfs"` // mounts, pivot_root, masked and read-only paths done
 }
