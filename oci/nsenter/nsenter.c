@@ -10,7 +10,7 @@
 
 /* Report a failure to the parent as a sync frame on fd 3 (4-byte little-endian
  * length, then JSON), the same format as oci/sync.go, then exit. */
-static void fail(const char *what, const char *path, int err)
+void criserver_fail(const char *what, const char *path, int err)
 {
 	char body[512], msg[300];
 	snprintf(msg, sizeof msg, "nsenter: %s %s: %s", what, path, strerror(err));
@@ -30,6 +30,8 @@ static void fail(const char *what, const char *path, int err)
  * then skips the global lock whose write side waits for an RCU grace period
  * (see oci/cgroups/forkjoin.go). So this runs first, before any setns and
  * before the Go runtime starts its threads. */
+#define fail criserver_fail
+
 static void join_cgroups(void)
 {
 	const char *v = getenv("_CRISERVER_CGROUP_FDS");
@@ -70,10 +72,16 @@ static void new_cgroupns(void)
 	unsetenv("_CRISERVER_NEWCGROUPNS");
 }
 
+void criserver_hold(void);
+void criserver_unshare(void);
+void criserver_become_root(void);
+
 void criserver_nsenter(void)
 {
+	criserver_hold();
 	join_cgroups();
 	join_namespaces();
+	criserver_unshare();
 	new_cgroupns();
 }
 
@@ -109,6 +117,8 @@ static void join_namespaces(void)
 		if (setns(fd, type) < 0)
 			fail("setns", path, errno);
 		close(fd);
+		if (type == CLONE_NEWUSER)
+			criserver_become_root();
 	}
 	free(list);
 	unsetenv("_CRISERVER_NSENTER");

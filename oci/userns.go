@@ -1,0 +1,149 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/errdefs"
+)
+
+// unshareEnv carries nsPlan.unshare to the constructor (oci/nsenter/userns.c).
+const unshareEnv = "_CRISERVER_UNSHARE"
+
+// unshareAfterUserJoin moves the namespaces clone would make to the
+// constructor, which makes them once it has joined the user namespace: a
+// namespace belongs to the user namespace of its creator, and the
+// container's root can mount proc only in a PID namespace, sysfs only in a
+// network namespace, mqueue only in an IPC namespace its user namespace
+// owns. runc's nsexec does the same (join first, then unshare).
+func (p *nsPlan) unshareAfterUserJoin() {
+	p.unshare, p.cloneFlags = p.cloneFlags, 0
+}
+
+// joinsUserNS says whether the spec joins a user namespace by path.
+func joinsUserNS(l *specs.Linux) bool {
+	for _, ns := range l.Namespaces {
+		if ns.Type == specs.UserNamespace && ns.Path != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// inUserNS says whether the container runs in a user namespace other than
+// ours, new or joined: mknod is then refused and mount sources must be
+// opened by the parent.
+func inUserNS(l *specs.Linux) bool {
+	for _, ns := range l.Namespaces {
+		if ns.Type == specs.UserNamespace {
+			return true
+		}
+	}
+	return false
+}
+
+// adoptInit records the init the constructor forked into the container's
+// new PID namespace (CLONE_PARENT: it is our child too). The pidfd is
+// taken at once, while the process cannot have been reaped, so a recycled
+// pid never stands in for it.
+func (r *Runtime) adoptInit(st *containerState, pid int) error {
+	if pid <= 0 {
+		return fmt.Errorf("init reported pid %d", pid)
+	}
+	st.Pid = pid
+	st.PidStart = pidStart(pid)
+	return nil
+}
+
+// settleAdopted reaps the first init, which exits once it has forked, and
+// gives the adopted one what startInit gave the first: its cgroup (where
+// the fork already put it unless the cgroup was joined after the start)
+// and its oom_score_adj (written to the first perhaps after the fork).
+func (r *Runtime) settleAdopted(first *exec.Cmd, mgr CgroupManager, pid int, p *specs.Process) error {
+	if err := first.Wait(); err != nil {
+		return fmt.Errorf("fork init into its PID namespace: %w", err)
+	}
+	if err := mgr.Apply(pid); err != nil {
+		return fmt.Errorf("join cgroup: %w", err)
+	}
+	return setOOMScoreAdj(pid, p.OOMScoreAdj)
+}
+
+// killAdopted kills an adopted init on a failed create and reaps it.
+func killAdopted(pid int) {
+	_ = unix.Kill(pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	_, _ = unix.Wait4(pid, &ws, 0, nil)
+}
+
+func newContainer(id string, pid int, console *os.File, cmd *exec.Cmd) *Container {
+	c := &Container{ID: id, Pid: pid, Console: console, cmd: cmd}
+	if pid != cmd.Process.Pid {
+		c.cmd = nil
+		c.adopted, _ = os.FindProcess(pid)
+	}
+	return c
+}
+
+func waitAdopted(p *os.Process) (ExitStatus, error) {
+	ps, err := p.Wait()
+	if err != nil {
+		return ExitStatus{}, fmt.Errorf("wait process: %w", err)
+	}
+	ws := ps.Sys().(syscall.WaitStatus)
+	st := ExitStatus{ExitedAt: time.Now()}
+	if ws.Signaled() {
+		st.Signaled, st.Signal = true, unix.Signal(ws.Signal())
+	} else {
+		st.Code = ws.ExitStatus()
+	}
+	return st, nil
+}
+
+// UserNS is a user namespace held open by a file descriptor.
+type UserNS struct {
+	File *os.File // /proc/<holder>/ns/user, opened
+}
+
+// Close releases the namespace (the kernel frees it with its last user).
+func (u *UserNS) Close() error {
+	if u == nil || u.File == nil {
+		return nil
+	}
+	return u.File.Close()
+}
+
+// NewUserNS makes a user namespace with the given mappings, for idmapped
+// mounts: a process of exe (this binary, which the constructor stops
+// before the Go runtime starts) is cloned into it, its namespace opened,
+// and the process killed.
+func NewUserNS(exe string, uids, gids []specs.LinuxIDMapping) (*UserNS, error) {
+	if len(uids) == 0 || len(gids) == 0 {
+		return nil, errdefs.InvalidArgument("user namespace: uid and gid mappings are required")
+	}
+	cmd := &exec.Cmd{Path: exe, Args: []string{"cri-server", "userns-hold"}, Env: []string{holdEnv + "=1"},
+		SysProcAttr: &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: idMaps(uids),
+			GidMappings: idMaps(gids), GidMappingsEnableSetgroups: true, Pdeathsig: unix.SIGKILL}}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start user namespace holder: %w", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
+	if err != nil {
+		return nil, fmt.Errorf("open user namespace: %w", err)
+	}
+	return &UserNS{File: f}, nil
+}
+
+// holdEnv makes the constructor hold its namespaces and wait to be killed.
+const holdEnv = "_CRISERVER_HOLD"
+
+// errNoIdmap is the class of a filesystem that cannot be idmapped.
+var errNoIdmap = errors.New("idmapped mounts not supported")
