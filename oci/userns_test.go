@@ -99,11 +99,11 @@ func TestUserNSJoinedByPath(t *testing.T) {
 	t.Logf("output:\n%s", out)
 	for _, want := range []string{
 		fmt.Sprintf("0 %d 65536", base), // uid_map then gid_map
-		"\n0\n",                          // id -u
-		"mapped-owner 7:7",               // host base+7 is 7 inside
-		"idmapped 0:0",                   // host root's file through the idmapped mount
-		"PROC-OK",                        // proc mounted in the PID namespace the user namespace owns
-		"lo",                             // sysfs of the pod's network namespace
+		"\n0\n",                         // id -u
+		"mapped-owner 7:7",              // host base+7 is 7 inside
+		"idmapped 0:0",                  // host root's file through the idmapped mount
+		"PROC-OK",                       // proc mounted in the PID namespace the user namespace owns
+		"lo",                            // sysfs of the pod's network namespace
 	} {
 		if !strings.Contains(strings.Join(strings.Fields(out), " ")+"\n", strings.Join(strings.Fields(want), " ")) && !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
