@@ -147,3 +147,16 @@ const holdEnv = "_CRISERVER_HOLD"
 
 // errNoIdmap is the class of a filesystem that cannot be idmapped.
 var errNoIdmap = errors.New("idmapped mounts not supported")
+
+// UserNSSupported says whether this kernel lets the runtime make user
+// namespaces (user.max_user_namespaces is not 0) and idmapped mounts
+// (mount_setattr exists). Where a filesystem cannot be idmapped, the
+// container's create fails with its name.
+func UserNSSupported() bool {
+	b, err := os.ReadFile("/proc/sys/user/max_user_namespaces")
+	if err != nil || len(b) == 0 || b[0] == '0' {
+		return false
+	}
+	err = unix.MountSetattr(-1, "", 0, &unix.MountAttr{})
+	return !errors.Is(err, unix.ENOSYS)
+}

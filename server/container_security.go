@@ -6,6 +6,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-server/cri-server/oci"
 	"github.com/cri-server/cri-server/oci/spec"
 )
 
@@ -54,3 +55,26 @@ func securityInfo() map[string]string {
 	l := hostLSMs()
 	return map[string]string{"seccomp": "enforced", "apparmor": lsm(l.AppArmor), "selinux": lsm(l.SELinux)}
 }
+
+// idmapRootfs makes the rootfs of a container in a pod with its own user
+// namespace appear owned by the pod's ids (an overlay of idmapped layers):
+// without it the image's files are the host root's, which the container's
+// root cannot write, and nobody's inside.
+func idmapRootfs(rootfs, userns string, sb *runtime.PodSandboxConfig) error {
+	if userns == "" {
+		return nil
+	}
+	uids, gids := spec.PodIDMappings(sb)
+	if len(uids) == 0 || len(gids) == 0 {
+		return nil
+	}
+	if err := oci.IdmapOverlay(rootfs, userns, int(uids[0].HostID), int(gids[0].HostID)); err != nil {
+		return fmt.Errorf("idmap rootfs: %w", err)
+	}
+	return nil
+}
+
+// userNamespacesSupported: pods with hostUsers: false need user namespaces
+// (a kernel may cap them at 0) and idmapped mounts for their rootfs,
+// probed once.
+var userNamespacesSupported = sync.OnceValue(oci.UserNSSupported)
