@@ -78,6 +78,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	}
 	mountFds := passMounts(cmd, prepared)
 	defer prepared.close()
+	rootFromCwd := rootByCwd(cmd, plan, rootfs)
 	if err := r.startInit(cmd, plan, mgr, spec.Process, &ph); err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
 	}
@@ -92,7 +93,8 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	}
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
-		Seccomp: in.bpf, SeccompFlags: in.bpfFlags, CgroupPaths: mgr.Paths(), MountFds: mountFds}
+		Seccomp: in.bpf, SeccompFlags: in.bpfFlags, CgroupPaths: mgr.Paths(), MountFds: mountFds,
+		RootFromCwd: rootFromCwd}
 	if plan.cloneFlags&unix.CLONE_NEWNS != 0 && hasCgroupMount(spec) {
 		// Read while the init starts up; cached by a long-lived parent.
 		if cfg.CgroupMounts, err = cgroupHierarchies(); err != nil {

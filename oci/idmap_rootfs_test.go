@@ -41,7 +41,6 @@ func mountTestOverlay(t *testing.T, lowers []string, upper, work, target string)
 func TestIdmapOverlayRootfs(t *testing.T) {
 	e := newEnv(t)
 	lower := busyboxRootfs(t, e.dir)
-	traversable(t, e.dir)
 	base := usernsBase()
 	must(t, os.WriteFile(filepath.Join(lower, "etc", "motd"), []byte("image\n"), 0o644))
 	// A layer dir name with a space and a comma: mountinfo escapes both.

@@ -18,11 +18,18 @@ import (
 // visible on the host and everything goes away with the namespace.
 func setupRootfs(cfg *initConfig, newNS map[specs.LinuxNamespaceType]bool, conn syncConn) error {
 	spec := cfg.Spec
+	if cfg.RootFromCwd {
+		if err := rootFromCwd(cfg); err != nil {
+			return err
+		}
+	}
 	if err := prepareRootPropagation(cfg.Rootfs, spec.Linux.RootfsPropagation); err != nil {
 		return err
 	}
-	if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs: %w", err)
+	if !cfg.RootFromCwd {
+		if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind rootfs: %w", err)
+		}
 	}
 	root, err := unix.Open(cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -66,6 +66,8 @@ type initConfig struct {
 	// MountFds are the init's fds of bind mounts the parent prepared
 	// (idmap.go), in spec.Mounts order; -1 where it mounts by path.
 	MountFds []int `json:"mountFds,omitempty"`
+	// RootFromCwd: the rootfs is the init's working directory (userns.go).
+	RootFromCwd bool `json:"rootFromCwd,omitempty"`
 }
 
 type syncConn struct{ fd int }

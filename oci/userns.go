@@ -160,3 +160,37 @@ func UserNSSupported() bool {
 	err = unix.MountSetattr(-1, "", 0, &unix.MountAttr{})
 	return !errors.Is(err, unix.ENOSYS)
 }
+
+// rootByCwd hands the rootfs to an init that joins a user namespace and
+// makes its mount namespace after the join as its working directory, set
+// by the fork while it is still the host's root: as the namespace's root
+// the init may not traverse the rootfs's path (a state dir is 0700), and
+// unshare carries the working directory into the new mount namespace.
+func rootByCwd(cmd *exec.Cmd, plan *nsPlan, rootfs string) bool {
+	if plan.unshare&unix.CLONE_NEWNS == 0 {
+		return false
+	}
+	cmd.Dir = rootfs
+	return true
+}
+
+// rootFromCwd is the init's side of rootByCwd: a recursive copy of the
+// working directory's tree is mounted on it (what the bind of the rootfs
+// onto itself does otherwise) and becomes the working directory, and the
+// rootfs is named by /proc/self/cwd from then on, which resolves without
+// walking the host's path.
+func rootFromCwd(cfg *initConfig) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, ".", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("clone rootfs: %w", err)
+	}
+	defer unix.Close(tree)
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, ".", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mount rootfs: %w", err)
+	}
+	if err := unix.Fchdir(tree); err != nil {
+		return fmt.Errorf("enter rootfs: %w", err)
+	}
+	cfg.Rootfs = "/proc/self/cwd"
+	return nil
+}

@@ -46,24 +46,9 @@ func usernsSpec(t *testing.T, root string, base uint32, args ...string) *specs.S
 	return s
 }
 
-// traversable opens the temp dirs to "other" (search only): the container's
-// root is an unprivileged uid on the host, and the init resolves the
-// rootfs path as that uid (as with runc, which containerd's 0711 state
-// dirs allow for).
-func traversable(t *testing.T, dir string) {
-	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		must(t, err)
-		if fi.Mode().Perm()&0o001 == 0 {
-			must(t, os.Chmod(d, fi.Mode().Perm()|0o111))
-		}
-	}
-}
-
 func TestUserNSJoinedByPath(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
-	traversable(t, e.dir)
 	base := usernsBase()
 	chownTree(t, root, int(base)) // as if idmapped: the rootfs is the container root's
 	vol := filepath.Join(e.dir, "vol")
