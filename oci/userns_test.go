@@ -1,6 +1,11 @@
 package oci_test
 
 import (
+	"context"
+	"io"
+	"strconv"
+	"time"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +16,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/oci"
 )
 
 // podUserNS makes a user namespace with a network namespace it owns, as
@@ -121,4 +128,65 @@ func chownTree(t *testing.T, dir string, id int) {
 		}
 		return os.Lchown(p, id, id)
 	}))
+}
+
+// TestUserNSLifecycle: a container whose init was forked into its PID
+// namespace by the constructor is created, killed and reaped like any
+// other (a killed created container, the adopted init's pid in State), and
+// an exec joins its user namespace as its root.
+func TestUserNSLifecycle(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	base := usernsBase() + 65536
+	chownTree(t, root, int(base))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	spec := usernsSpec(t, root, base, "sleep", "100")
+	spec.Linux.CgroupsPath = e.cg + "/usernslife"
+	c, err := e.rt.Create(ctx, "usernslife", spec, oci.IO{})
+	must(t, err)
+	defer e.rt.Delete(ctx, "usernslife", true)
+	st, err := e.rt.State(ctx, "usernslife")
+	must(t, err)
+	if st.Status != specs.StateCreated || st.Pid != c.Pid {
+		t.Fatalf("state %+v, want created pid %d", st, c.Pid)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", c.Pid))
+	must(t, err)
+	if f := strings.Fields(string(b)); len(f) != 3 || f[1] != strconv.Itoa(int(base)) {
+		t.Fatalf("init's uid_map %q", b)
+	}
+	// Delete of a created container kills the adopted init; we reap it.
+	must(t, e.rt.Delete(ctx, "usernslife", false))
+	if ws, err := c.Wait(); err != nil || ws.ExitCode() != 137 {
+		t.Fatalf("init of deleted created container: %+v %v", ws, err)
+	}
+
+	c, err = e.rt.Create(ctx, "usernslife", spec, oci.IO{})
+	must(t, err)
+	must(t, e.rt.Start(ctx, "usernslife"))
+	r, w, _ := os.Pipe()
+	p, err := e.rt.Exec(ctx, "usernslife", &specs.Process{Args: []string{"sh", "-c", "cat /proc/self/uid_map; id -u; echo $$; touch /by-exec"},
+		Env: []string{"PATH=/bin"}, Cwd: "/"}, oci.IO{Stdout: w, Stderr: w})
+	w.Close()
+	must(t, err)
+	pst, err := p.Wait()
+	must(t, err)
+	out, _ := io.ReadAll(r)
+	r.Close()
+	if pst.ExitCode() != 0 || !strings.Contains(string(out), strconv.Itoa(int(base))) || !strings.Contains(string(out), "\n0\n") {
+		t.Fatalf("exec exit %d output %q", pst.ExitCode(), out)
+	}
+	var fst unix.Stat_t
+	must(t, unix.Stat(filepath.Join(root, "by-exec"), &fst))
+	if fst.Uid != base {
+		t.Errorf("file made by exec is uid %d on the host, want %d", fst.Uid, base)
+	}
+	must(t, e.rt.Kill(ctx, "usernslife", unix.SIGKILL, true))
+	ws, err := c.Wait()
+	must(t, err)
+	if ws.ExitCode() != 137 {
+		t.Fatalf("killed exit %d", ws.ExitCode())
+	}
+	must(t, e.rt.Delete(ctx, "usernslife", false))
 }
