@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -46,14 +48,30 @@ func securityFeatures() *runtime.RuntimeFeatures {
 // securityInfo goes into the verbose Status info, for an operator asking
 // what the node enforces: the CRI has no field for seccomp or the LSMs.
 func securityInfo() map[string]string {
-	lsm := func(present bool) string {
-		if present {
-			return "present on the node, not applied by cri-server"
-		}
-		return "not on this node"
-	}
 	l := hostLSMs()
-	return map[string]string{"seccomp": "enforced", "apparmor": lsm(l.AppArmor), "selinux": lsm(l.SELinux)}
+	aa := "not on this node: RuntimeDefault and Unconfined are ignored, Localhost profiles refused"
+	if l.AppArmor {
+		aa = "enforced: RuntimeDefault (and no profile, unprivileged) is " + oci.DefaultAppArmorProfile + ", Localhost profiles applied"
+	}
+	se := "not on this node: selinux_options ignored"
+	if l.SELinux {
+		se = "on this node, not applied by cri-server: selinux_options refused"
+	}
+	userns := "not supported by this kernel"
+	if userNamespacesSupported() {
+		userns = "supported: pods with hostUsers: false get their own user namespace and idmapped rootfs"
+	}
+	return map[string]string{"seccomp": "enforced", "apparmor": aa, "selinux": se,
+		"lsms": activeLSMs(), "userNamespaces": userns}
+}
+
+// activeLSMs is the kernel's list of active security modules.
+func activeLSMs() string {
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil {
+		return "unknown (securityfs not mounted)"
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // idmapRootfs makes the rootfs of a container in a pod with its own user

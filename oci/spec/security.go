@@ -20,7 +20,7 @@ import (
 // in place (privileged makes /sys and the cgroupfs writable).
 func applySecurity(s *specs.Spec, in Input) error {
 	sc := in.Config.GetLinux().GetSecurityContext()
-	if err := checkLSMs(in); err != nil {
+	if err := checkLSMs(s, in); err != nil {
 		return err
 	}
 	if err := CheckPodUserNS(in.Sandbox); err != nil {
