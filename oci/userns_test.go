@@ -164,6 +164,7 @@ func TestUserNSLifecycle(t *testing.T) {
 
 	c, err = e.rt.Create(ctx, "usernslife", spec, oci.IO{})
 	must(t, err)
+	defer func() { _ = e.rt.Delete(ctx, "usernslife", true); _, _ = c.Wait() }() // we reap the adopted init
 	must(t, e.rt.Start(ctx, "usernslife"))
 	r, w, _ := os.Pipe()
 	p, err := e.rt.Exec(ctx, "usernslife", &specs.Process{Args: []string{"sh", "-c", "cat /proc/self/uid_map; id -u; echo $$; touch /by-exec"},

@@ -96,10 +96,20 @@ static void join_namespaces(void)
 	char *list = strdup(v);
 	if (list == NULL)
 		fail("parse", "env", ENOMEM);
+	/* Every file is opened before the first setns, while we are the host's
+	 * root in the host's namespaces: once in a container's user namespace
+	 * we may no longer open another process's ns files (ptrace access,
+	 * refused while the container's init has not yet exec'd), and once in
+	 * its mount namespace the paths would resolve there. */
+	struct {
+		int fd, type;
+		const char *path;
+	} ns[3];
+	int n = 0;
 	char *save = NULL;
 	for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *path = strchr(tok, ':');
-		if (path == NULL)
+		if (path == NULL || n == 3)
 			fail("parse", tok, EINVAL);
 		*path++ = '\0';
 		int type = 0;
@@ -114,10 +124,14 @@ static void join_namespaces(void)
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			fail("open", path, errno);
-		if (setns(fd, type) < 0)
-			fail("setns", path, errno);
-		close(fd);
-		if (type == CLONE_NEWUSER)
+		ns[n].fd = fd, ns[n].type = type, ns[n].path = path;
+		n++;
+	}
+	for (int i = 0; i < n; i++) {
+		if (setns(ns[i].fd, ns[i].type) < 0)
+			fail("setns", ns[i].path, errno);
+		close(ns[i].fd);
+		if (ns[i].type == CLONE_NEWUSER)
 			criserver_become_root();
 	}
 	free(list);
