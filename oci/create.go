@@ -71,14 +71,12 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		return nil, err
 	}
 	defer parent.Close()
-	prepared, err := r.prepareMounts(spec)
+	ho, err := r.handOver(cmd, plan, spec, rootfs)
 	if err != nil {
 		r.closeChildFiles(cmd)
 		return nil, err
 	}
-	mountFds := passMounts(cmd, prepared)
-	defer prepared.close()
-	rootFromCwd := rootByCwd(cmd, plan, rootfs)
+	defer ho.close()
 	if err := r.startInit(cmd, plan, mgr, spec.Process, &ph); err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
 	}
@@ -93,8 +91,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	}
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
-		Seccomp: in.bpf, SeccompFlags: in.bpfFlags, CgroupPaths: mgr.Paths(), MountFds: mountFds,
-		RootFromCwd: rootFromCwd}
+		Seccomp: in.bpf, SeccompFlags: in.bpfFlags, CgroupPaths: mgr.Paths(), MountFds: ho.mountFds, RootFromCwd: ho.rootFromCwd}
 	if plan.cloneFlags&unix.CLONE_NEWNS != 0 && hasCgroupMount(spec) {
 		// Read while the init starts up; cached by a long-lived parent.
 		if cfg.CgroupMounts, err = cgroupHierarchies(); err != nil {
@@ -102,17 +99,11 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		}
 	}
 	console, it, err := r.driveInit(ctx, conn, cfg, st)
-	if st.Pid != pid {
-		// The constructor forked the init into its PID namespace.
+	if st.Pid != pid { // the constructor forked the init into its PID namespace
 		undo = append(undo, func() { killAdopted(st.Pid) })
-		if err == nil {
-			err = r.settleAdopted(cmd, mgr, st.Pid, spec.Process)
-		}
+		err = r.settleAdopted(err, cmd, mgr, st.Pid, spec.Process, console)
 	}
 	if err != nil {
-		if console != nil {
-			console.Close()
-		}
 		return nil, err
 	}
 	pid = st.Pid

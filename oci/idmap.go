@@ -232,3 +232,24 @@ func bindSourceIsDir(src string, tree int) (bool, error) {
 	}
 	return fi.IsDir(), nil
 }
+
+// handover is what a create passes to its init besides the config: the
+// prepared mount trees and, for an init that joins a user namespace, the
+// rootfs as its working directory (rootByCwd).
+type handover struct {
+	mountFds    []int
+	rootFromCwd bool
+	prepared    *preparedMounts
+}
+
+func (h *handover) close() { h.prepared.close() }
+
+// handOver prepares the mounts and the working directory of the init that
+// cmd will start.
+func (r *Runtime) handOver(cmd *exec.Cmd, plan *nsPlan, spec *specs.Spec, rootfs string) (*handover, error) {
+	p, err := r.prepareMounts(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &handover{mountFds: passMounts(cmd, p), rootFromCwd: rootByCwd(cmd, plan, rootfs), prepared: p}, nil
+}

@@ -66,14 +66,23 @@ func (r *Runtime) adoptInit(st *containerState, pid int) error {
 // gives the adopted one what startInit gave the first: its cgroup (where
 // the fork already put it unless the cgroup was joined after the start)
 // and its oom_score_adj (written to the first perhaps after the fork).
-func (r *Runtime) settleAdopted(first *exec.Cmd, mgr CgroupManager, pid int, p *specs.Process) error {
-	if err := first.Wait(); err != nil {
-		return fmt.Errorf("fork init into its PID namespace: %w", err)
+// A setup error (err) is returned as is; on its own error it closes the
+// console driveInit handed over.
+func (r *Runtime) settleAdopted(err error, first *exec.Cmd, mgr CgroupManager, pid int, p *specs.Process, console *os.File) error {
+	if err != nil {
+		return err
 	}
-	if err := mgr.Apply(pid); err != nil {
-		return fmt.Errorf("join cgroup: %w", err)
+	if err = first.Wait(); err != nil {
+		err = fmt.Errorf("fork init into its PID namespace: %w", err)
+	} else if err = mgr.Apply(pid); err != nil {
+		err = fmt.Errorf("join cgroup: %w", err)
+	} else {
+		err = setOOMScoreAdj(pid, p.OOMScoreAdj)
 	}
-	return setOOMScoreAdj(pid, p.OOMScoreAdj)
+	if err != nil && console != nil {
+		console.Close()
+	}
+	return err
 }
 
 // killAdopted kills an adopted init on a failed create and reaps it.
