@@ -45,6 +45,7 @@ type syncNote struct {
 	Type  msgType    `json:"type"`
 	Error *initError `json:"error,omitempty"`
 	Times *initTimes `json:"times,omitempty"`
+	Pid   int        `json:"pid,omitempty"`
 }
 
 // initTimes are the init's milestones (Unix ns, the parent's clock too), so
@@ -88,7 +89,7 @@ func (c syncConn) send(m *syncMsg) error {
 		// The init sends only these: encoding/json builds the encoders of
 		// a value's whole type graph on first use, and syncMsg's includes
 		// the config's, which the init would pay for at every start.
-		v = syncNote{Type: m.Type, Error: m.Error, Times: m.Times}
+		v = syncNote{Type: m.Type, Error: m.Error, Times: m.Times, Pid: m.Pid}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
