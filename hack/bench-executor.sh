@@ -13,8 +13,9 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/bench-executor.XXXXXX)
 CG=/cri-server-bench-$$
 # Every container of the run uses (and deletes) the cgroup $CG; remove what a
-# failed iteration could leave.
-trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null; done; rm -rf "$WORK"' EXIT
+# failed iteration could leave (each rmdir may fail: under set -e that would
+# end the trap before the rm).
+trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 
 # Built as the shim is (hack/build.sh): static.
 source "$REPO/hack/static-flags.sh"
