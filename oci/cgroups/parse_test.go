@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -228,6 +229,30 @@ func TestDeviceRuleV1(t *testing.T) {
 			got, err := deviceRuleV1(tt.rule)
 			if (err != nil) != tt.wantErr || got != tt.want {
 				t.Fatalf("got %q, %v; want %q err=%v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// BenchmarkParseLayout: a node's mountinfo, the hierarchies first (mounted
+// at boot), then 1000 container mounts; whole versus up to the last
+// hierarchy, as DetectLayout reads it.
+func BenchmarkParseLayout(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(hybridMountinfo)
+	for i := range 1000 {
+		fmt.Fprintf(&sb, "%d 27 0:%d / /var/lib/cri-server/rootfs/%064d rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n", 100+i, 100+i, i)
+	}
+	mi := sb.String()
+	for _, bc := range []struct {
+		name string
+		want int
+	}{{"whole", 0}, {"until_last_hierarchy", 5}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := parseLayoutUntil(strings.NewReader(mi), bc.want); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
