@@ -257,7 +257,8 @@ func (m *Manager) reload(ctx context.Context, p *Pod) bool {
 }
 
 // sweepOrphanDirs tears down pod dirs with no record: setups that died
-// before their first store commit (namespaces, shm and files only).
+// before their store commit (namespaces, shm, cgroups, files and, when
+// the attachment was journaled, the network through DEL).
 func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 	ents, err := os.ReadDir(filepath.Join(m.opt.StateDir, "pods"))
 	if err != nil {
@@ -269,6 +270,10 @@ func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 		}
 		p := &Pod{ID: d.Name(), Dir: filepath.Join(m.opt.StateDir, "pods", d.Name())}
 		p.Cgroups = readCgroupJournal(p.Dir)
+		if a := readAttachment(p.Dir); a != nil {
+			// Died during ADD, or before the record was stored: DEL is owed.
+			p.Net, p.NetPending = a, true
+		}
 		if _, err := os.Stat(filepath.Join(p.Dir, "init.pid")); errors.Is(err, os.ErrNotExist) {
 			// Maybe killed between starting the init and recording it.
 			p.InitPID = findInit(p.Dir)

@@ -293,6 +293,38 @@ func TestOrphanPodDirSweptOnStart(t *testing.T) {
 	// checkLeaks: no mounts (ipc pin, shm) left under the test dir.
 }
 
+// A daemon killed after CNI ADD but before the pod's record was stored
+// leaves a pod dir with the journaled attachment: the next start runs DEL
+// from it, releasing the veth, the IP and the masquerade rules.
+func TestDeathBetweenAddAndRecordReleasesNetwork(t *testing.T) {
+	e := newPodEnv(t)
+	e.masq = true
+	e.conflist()
+	e.start()
+	id := e.run(podConfig("unrecorded"))
+	e.stop()
+	db, err := store.Open(filepath.Join(e.cfg.Root, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Delete(store.BucketPods, id)
+	db.Close()
+	if ips := e.heldIPs(); len(ips) != 1 {
+		t.Fatalf("before restart host-local holds %v, want the pod's one IP", ips)
+	}
+	e.start()
+	if ips := e.heldIPs(); len(ips) != 0 {
+		t.Errorf("after restart host-local still holds %v", ips)
+	}
+	if ents, _ := os.ReadDir(filepath.Join("/sys/class/net", e.bridge, "brif")); len(ents) != 0 {
+		t.Errorf("after restart %d veths on the bridge", len(ents))
+	}
+	if _, err := os.Stat(filepath.Join(e.cfg.State, "pods", id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pod dir not swept: %v", err)
+	}
+	// checkLeaks: no masquerade rule for the subnet, no netns pin.
+}
+
 func TestCheckNetworkFindsABrokenPod(t *testing.T) {
 	e := newPodEnv(t)
 	e.conflist()
