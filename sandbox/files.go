@@ -115,3 +115,8 @@ func readAttachment(dir string) *cni.Attachment {
 	}
 	return a
 }
+
+// recordFile in a pod dir is the ready pod's record, written before its
+// store commit (storeReady): a daemon that dies before that commit is
+// durable finds the pod by it on start (adoptUnstored).
+const recordFile = "pod.json"

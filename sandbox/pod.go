@@ -127,6 +127,9 @@ type Manager struct {
 	mu      sync.Mutex
 	pods    map[string]*entry
 	stopper ContainerStopper
+	// storing counts the ready pods' store commits still in flight
+	// (storeReady); Close waits for them.
+	storing sync.WaitGroup
 }
 
 // entry serialises operations on one pod; pod is replaced, never mutated
@@ -135,6 +138,10 @@ type entry struct {
 	op      sync.Mutex
 	pod     *Pod
 	removed bool // set under op by Remove: a racing Stop must not re-store it
+	// stored, when not nil, is closed once Run's store commit of the ready
+	// pod is done; every later write of the pod's record waits for it
+	// (under op), so the store never sees them out of order.
+	stored chan struct{}
 }
 
 // SetContainerStopper installs the hook Stop and Remove call first.
@@ -205,6 +212,7 @@ func clonePod(p *Pod) *Pod {
 // update publishes a copy of p as the pod's new record, durably first;
 // the caller keeps p to itself.
 func (m *Manager) update(e *entry, p *Pod) error {
+	e.waitStored()
 	if err := m.db.Put(store.BucketPods, p.ID, p); err != nil {
 		return err
 	}
@@ -248,4 +256,19 @@ func (p *Pod) InitGone() bool {
 		return true
 	}
 	return pinned.Ino != live.Ino || pinned.Dev != live.Dev
+}
+
+// waitStored waits for Run's store commit of the pod, if one is in
+// flight. The caller holds e.op.
+func (e *entry) waitStored() {
+	if e.stored != nil {
+		<-e.stored
+		e.stored = nil
+	}
+}
+
+// Close waits for the store commits of pods made ready; the store must
+// stay open until it returns.
+func (m *Manager) Close() {
+	m.storing.Wait()
 }

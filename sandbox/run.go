@@ -94,7 +94,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	}
 	p.State = StateReady
 	t1 := time.Now()
-	if err := m.update(e, p); err != nil {
+	if err := m.storeReady(e, p); err != nil {
 		return nil, err
 	}
 	tm.store += time.Since(t1)

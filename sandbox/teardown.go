@@ -139,6 +139,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.teardown(ctx, p, false); err != nil {
 		return err
 	}
+	e.waitStored()
 	if err := m.db.Delete(store.BucketPods, p.ID); err != nil {
 		return err
 	}
@@ -196,6 +197,7 @@ func New(ctx context.Context, opt Options) (*Manager, error) {
 		opt.CgroupRoot = "/sys/fs/cgroup"
 	}
 	m := &Manager{opt: opt, log: opt.Log, cni: opt.CNI, db: opt.DB, names: store.NewRegistrar(), pods: map[string]*entry{}}
+	m.adoptUnstored()
 	var recs []*Pod
 	err := opt.DB.ForEach(store.BucketPods, func(key string, data []byte) error {
 		p := new(Pod)

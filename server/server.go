@@ -139,6 +139,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 // Close releases what New acquired; it copes with a half-built server.
 func (s *Server) Close() error {
 	var errs []error
+	if s.pods != nil {
+		s.pods.Close() // its last store commits first
+	}
 	if s.db != nil {
 		errs = append(errs, s.db.Close())
 	}
