@@ -114,6 +114,9 @@ type Options struct {
 	// CgroupRoot is where the v1 hierarchies are mounted (default
 	// /sys/fs/cgroup); a seam for tests.
 	CgroupRoot string
+	// PoolSize is how many pods' namespaces are kept made ahead (0: none;
+	// the daemon uses DefaultPoolSize).
+	PoolSize int
 }
 
 // Manager runs and tears down pods and keeps their records.
@@ -127,6 +130,7 @@ type Manager struct {
 	mu      sync.Mutex
 	pods    map[string]*entry
 	stopper ContainerStopper
+	pool    *nsPool // nil: every pod makes its own namespaces
 	// storing counts the ready pods' store commits still in flight
 	// (storeReady); Close waits for them.
 	storing sync.WaitGroup
@@ -267,8 +271,10 @@ func (e *entry) waitStored() {
 	}
 }
 
-// Close waits for the store commits of pods made ready; the store must
-// stay open until it returns.
+// Close tears down the namespaces kept made ahead and waits for the store
+// commits of pods made ready; the store must stay open until it returns.
+// No RunPodSandbox may be in flight.
 func (m *Manager) Close() {
+	m.pool.close()
 	m.storing.Wait()
 }

@@ -27,13 +27,27 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	if err != nil {
 		return nil, err
 	}
+	m.pool.enter()
+	defer m.pool.leave()
 	md := cfg.GetMetadata()
-	id := store.NewID()
-	name := podName(md)
-	if err := m.names.Reserve(name, id); err != nil {
-		return nil, err
+	var id string
+	if plan.poolable() {
+		id = m.pool.take()
+	}
+	pooled := id != ""
+	if !pooled {
+		id = store.NewID()
 	}
 	dir := filepath.Join(m.opt.StateDir, "pods", id)
+	name := podName(md)
+	if err := m.names.Reserve(name, id); err != nil {
+		if pooled {
+			if err := dropSet(dir); err != nil {
+				m.log.Error("remove pooled pod namespaces; the next start sweeps them", "dir", id, "error", err)
+			}
+		}
+		return nil, err
+	}
 	p := &Pod{
 		ID: id, Metadata: md, State: StateCreating, CreatedAt: time.Now().UnixNano(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), RuntimeHandler: handler,
@@ -77,7 +91,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	}()
 
 	t0 := time.Now()
-	if err := m.setupKernel(p, plan); err != nil {
+	if err := m.setupKernel(p, plan, pooled); err != nil {
 		return nil, err
 	}
 	tKernel := time.Since(t0)
@@ -98,7 +112,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 		return nil, err
 	}
 	tm.store += time.Since(t1)
-	log.Info("pod ready", "ips", p.IPs, "hostNetwork", plan.hostNet,
+	log.Info("pod ready", "ips", p.IPs, "hostNetwork", plan.hostNet, "pooled", pooled,
 		"kernel_ms", ms(tKernel), "network_ms", ms(tNet-tKernel), "add_ms", ms(tm.add), "journal_ms", ms(tm.journal), "store_ms", ms(tm.store), "total_ms", ms(time.Since(t0)))
 	return clonePod(p), nil
 }
@@ -239,13 +253,21 @@ func planRun(cfg *runtime.PodSandboxConfig, handler string) (*runPlan, error) {
 	}, nil
 }
 
-// setupKernel creates the pod's namespaces, /dev/shm and cgroup. What it
-// made is in p when it fails, for the caller's teardown.
-func (m *Manager) setupKernel(p *Pod, plan *runPlan) error {
-	ns, err := createNamespaces(nsRequest{
+// setupKernel creates the pod's namespaces (or configures the pooled set
+// already in its dir), /dev/shm and cgroup. What it made is in p when it
+// fails, for the caller's teardown.
+func (m *Manager) setupKernel(p *Pod, plan *runPlan, pooled bool) error {
+	req := nsRequest{
 		dir: p.Dir, net: !plan.hostNet, ipc: plan.ownIPC, uts: !plan.hostNet,
 		pid: plan.sharedPID, hostname: plan.hostname, sysctls: plan.sysctls,
-	})
+	}
+	var ns nsResult
+	var err error
+	if pooled {
+		ns, err = joinNamespaces(req)
+	} else {
+		ns, err = createNamespaces(req)
+	}
 	p.NetNS, p.IPCNS, p.UTSNS, p.PIDNS, p.InitPID = ns.net, ns.ipc, ns.uts, ns.pid, ns.initPID
 	if err != nil {
 		return err

@@ -225,6 +225,10 @@ func New(ctx context.Context, opt Options) (*Manager, error) {
 	if err := m.cni.GC(ctx, valid); err != nil {
 		m.log.Debug("CNI GC skipped", "error", err)
 	}
+	if opt.PoolSize > 0 {
+		// After the sweep: a killed daemon's pooled sets were orphan dirs.
+		m.pool = newNSPool(filepath.Join(opt.StateDir, "pods"), opt.PoolSize, m.log)
+	}
 	return m, nil
 }
 

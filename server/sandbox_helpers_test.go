@@ -39,6 +39,10 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		oci.InitMain()
 	}
+	// A daemon a test can kill -9 (sandbox_pool_test.go).
+	if len(os.Args) > 2 && os.Args[1] == serveArg {
+		serveMain(os.Args[2])
+	}
 	// A container's monitor is this test binary too, with a plain-process
 	// stand-in for the executor (container_test.go's fakes).
 	monitor.NewExecutor = monitortest.New
