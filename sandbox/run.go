@@ -171,8 +171,8 @@ func (m *Manager) setupNetwork(ctx context.Context, p *Pod, cfg *runtime.PodSand
 	// without a record runs DEL from it (sweepOrphanDirs), and a store
 	// commit here cost every pod an fsync queued behind the others' under
 	// load. The dir is on the state tmpfs: a reboot loses the file, but
-	// not an IP that host-local keeps on disk; CNI GC at start frees that,
-	// as it does for containerd, which records nothing before ADD either.
+	// not an IP that host-local keeps on disk; CNI GC at start (New)
+	// frees that, as it frees what any lost DEL held.
 	t0 := time.Now()
 	if err := writeAttachment(p.Dir, a); err != nil {
 		return err
