@@ -14,6 +14,7 @@
 #   REGISTRY_ADDR=127.0.0.1:5106 hack/bench-cri.sh
 #   PODS=100 PARALLEL=50 MEM_STEPS=1,10,50 CTR_PODS=10 CONTAINERS=2 (defaults)
 #   RUNTIMES="cri-server"    to skip containerd; FLOOR=0 to skip the plugins
+#   POOL=N                   cri-server's namespace_pool (default: its own)
 #   BASE_BIN=/path/cri-server  adds a column "cri-base" for that binary (an
 #                            older build), run in the same session: before
 #                            and after figures on equal terms on a busy machine
@@ -93,8 +94,8 @@ daemon_split() {
 
 for rt in $RUNTIMES; do
   case $rt in
-    cri-server) criserver_start "$REPO_ROOT/_output/bin/cri-server"; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
-    cri-base) criserver_start "$BASE_BIN" cri-base; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
+    cri-server) CRISERVER_POOL=${POOL:-} criserver_start "$REPO_ROOT/_output/bin/cri-server"; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
+    cri-base) CRISERVER_POOL= criserver_start "$BASE_BIN" cri-base; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
     containerd) containerd_start; sock=$CONTAINERD_SOCK; pid=$CONTAINERD_PID ;;
     *) log "unknown runtime $rt"; exit 2 ;;
   esac

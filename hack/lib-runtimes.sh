@@ -4,7 +4,7 @@
 # k8s.gcr.io to the local registry ($REGISTRY_ADDR). Sourced after lib.sh.
 #
 #   runtimes_init                 temp dir $RT_DIR, cleaned by runtimes_cleanup (EXIT trap)
-#   criserver_start BIN [NAME]    sets CRISERVER_SOCK, CRISERVER_PID
+#   criserver_start BIN [NAME]    sets CRISERVER_SOCK, CRISERVER_PID ($CRISERVER_POOL: namespace_pool)
 #   containerd_start              sets CONTAINERD_SOCK, CONTAINERD_PID (installs containerd if missing)
 #   rt_network DIR NAME           a bridge conflist in DIR/net.d (also for the CNI floor)
 #
@@ -83,6 +83,7 @@ log_level = "info"
 [cni]
 conf_dir = "$dir/net.d"
 bin_dirs = ["$CNI_BIN_DIR"]
+${CRISERVER_POOL:+namespace_pool = $CRISERVER_POOL}
 [metrics]
 address = ""
 [registry]

@@ -11,13 +11,6 @@ import (
 	"github.com/cri-server/cri-server/store"
 )
 
-// DefaultPoolSize is how many pods' namespaces a Manager keeps made ahead
-// (Options.PoolSize): enough for a burst of pod starts (a node coming up,
-// a scale-out) to skip making its own. Each set is a network namespace
-// with only lo, an IPC and a UTS namespace, and costs the kernel tens of
-// KB; nothing runs in it.
-const DefaultPoolSize = 32
-
 // nsPool keeps pods' namespaces (net with lo up, ipc, uts) made before any
 // pod asks, each set pinned in a pod dir of its own under a fresh pod id.
 // Under a burst the CNI plugins' netlink work holds the rtnl lock that

@@ -114,8 +114,8 @@ type Options struct {
 	// CgroupRoot is where the v1 hierarchies are mounted (default
 	// /sys/fs/cgroup); a seam for tests.
 	CgroupRoot string
-	// PoolSize is how many pods' namespaces are kept made ahead (0: none;
-	// the daemon uses DefaultPoolSize).
+	// PoolSize is how many pods' namespaces are kept made ahead (nsPool;
+	// 0: none, each pod makes its own).
 	PoolSize int
 }
 

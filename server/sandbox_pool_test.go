@@ -21,7 +21,6 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/config"
-	"github.com/cri-server/cri-server/sandbox"
 )
 
 // serveArg makes the test binary a daemon (TestMain), so that a test can
@@ -70,12 +69,12 @@ func (e *podEnv) poolSets() []string {
 func (e *podEnv) waitPoolFull() []string {
 	e.t.Helper()
 	for range 1000 {
-		if ids := e.poolSets(); len(ids) == sandbox.DefaultPoolSize {
+		if ids := e.poolSets(); len(ids) == e.cfg.CNI.NamespacePool {
 			return ids
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	e.t.Fatalf("pool never filled: %d of %d sets", len(e.poolSets()), sandbox.DefaultPoolSize)
+	e.t.Fatalf("pool never filled: %d of %d sets", len(e.poolSets()), e.cfg.CNI.NamespacePool)
 	return nil
 }
 
@@ -219,4 +218,20 @@ func TestFailedAddDestroysPooledSet(t *testing.T) {
 	if n := mountsUnder(dir); n != 0 {
 		t.Errorf("failed pod's pooled set still has %d namespaces pinned", n)
 	}
+}
+
+func TestPoolOff(t *testing.T) {
+	e := newPodEnv(t)
+	e.cfg.CNI.NamespacePool = 0
+	e.conflist()
+	e.start()
+	id := e.run(podConfig("unpooled"))
+	if sets := e.poolSets(); len(sets) != 0 {
+		t.Errorf("namespace_pool = 0, yet %d pooled sets", len(sets))
+	}
+	st, _ := e.status(id)
+	if !strings.HasPrefix(st.Network.Ip, e.subnet+".") {
+		t.Errorf("pod without the pool: ip %q", st.Network.Ip)
+	}
+	e.stopRemove(id)
 }

@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		s.images.Close()
 		return nil, err
 	}
-	s.pods, err = sandbox.New(ctx, sandbox.Options{StateDir: cfg.State, DB: s.db, CNI: s.cni, Log: log, PoolSize: sandbox.DefaultPoolSize})
+	s.pods, err = sandbox.New(ctx, sandbox.Options{StateDir: cfg.State, DB: s.db, CNI: s.cni, Log: log, PoolSize: max(cfg.CNI.NamespacePool, 0)})
 	if err != nil {
 		s.db.Close()
 		s.images.Close()
