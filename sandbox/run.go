@@ -91,11 +91,11 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	}()
 
 	t0 := time.Now()
-	if err := m.setupKernel(p, plan, pooled); err != nil {
+	var tm stepTimes
+	if err := m.setupKernel(p, plan, pooled, &tm); err != nil {
 		return nil, err
 	}
 	tKernel := time.Since(t0)
-	var tm stepTimes
 	if err := m.setupNetwork(ctx, p, cfg, &tm); err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	}
 	tm.store += time.Since(t1)
 	log.Info("pod ready", "ips", p.IPs, "hostNetwork", plan.hostNet, "pooled", pooled,
-		"kernel_ms", ms(tKernel), "network_ms", ms(tNet-tKernel), "add_ms", ms(tm.add), "journal_ms", ms(tm.journal), "store_ms", ms(tm.store), "total_ms", ms(time.Since(t0)))
+		"kernel_ms", ms(tKernel), "ns_ms", ms(tm.ns), "shm_ms", ms(tm.shm), "network_ms", ms(tNet-tKernel), "add_ms", ms(tm.add), "journal_ms", ms(tm.journal), "store_ms", ms(tm.store), "total_ms", ms(time.Since(t0)))
 	return clonePod(p), nil
 }
 
@@ -191,7 +191,7 @@ func (m *Manager) setupNetwork(ctx context.Context, p *Pod, cfg *runtime.PodSand
 }
 
 // stepTimes is where a pod's setup spent its time, for the log.
-type stepTimes struct{ add, store, journal time.Duration }
+type stepTimes struct{ ns, shm, add, store, journal time.Duration }
 
 // forget drops an in-memory pod and its name.
 func (m *Manager) forget(id, name string) {
@@ -256,7 +256,8 @@ func planRun(cfg *runtime.PodSandboxConfig, handler string) (*runPlan, error) {
 // setupKernel creates the pod's namespaces (or configures the pooled set
 // already in its dir), /dev/shm and cgroup. What it made is in p when it
 // fails, for the caller's teardown.
-func (m *Manager) setupKernel(p *Pod, plan *runPlan, pooled bool) error {
+func (m *Manager) setupKernel(p *Pod, plan *runPlan, pooled bool, tm *stepTimes) error {
+	t0 := time.Now()
 	req := nsRequest{
 		dir: p.Dir, net: !plan.hostNet, ipc: plan.ownIPC, uts: !plan.hostNet,
 		pid: plan.sharedPID, hostname: plan.hostname, sysctls: plan.sysctls,
@@ -269,15 +270,21 @@ func (m *Manager) setupKernel(p *Pod, plan *runPlan, pooled bool) error {
 		ns, err = createNamespaces(req)
 	}
 	p.NetNS, p.IPCNS, p.UTSNS, p.PIDNS, p.InitPID = ns.net, ns.ipc, ns.uts, ns.pid, ns.initPID
+	tm.ns = time.Since(t0)
 	if err != nil {
 		return err
 	}
+	t0 = time.Now()
 	if plan.ownIPC {
 		if err := mountShm(p.ShmPath, m.opt.ShmSize); err != nil {
 			return err
 		}
 	} else {
 		p.ShmPath = "/dev/shm"
+	}
+	tm.shm = time.Since(t0)
+	if p.CgroupParent == "" {
+		return nil
 	}
 	// The cgroup dirs made are recorded by the pod's store commit, so only
 	// they are ever removed; until then the journal in the pod dir lists
