@@ -124,8 +124,8 @@ func Default() *Config {
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin"},
 			// Enough for a burst of pod starts (a node coming up, a
-			// scale-out) to skip making their own: 5.6 MB of kernel memory.
-			NamespacePool: 32,
+			// scale-out) to skip making their own: 11 MB of kernel memory.
+			NamespacePool: 64,
 		},
 		Registry:  Registry{Mirrors: map[string]Mirror{}},
 		Streaming: Streaming{Address: "127.0.0.1:0"},

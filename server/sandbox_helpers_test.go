@@ -119,6 +119,9 @@ func newPodEnv(t testing.TB) *podEnv {
 	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
 	cfg.CNI.BinDirs = []string{e.binDir, "/opt/cni/bin"}
 	cfg.Metrics.Address = "127.0.0.1:0" // other test processes share this machine
+	// A small pool: every test daemon fills its own, and the pool tests
+	// wait for it to be full.
+	cfg.CNI.NamespacePool = 4
 	e.cfg = cfg
 	for _, d := range []string{cfg.CNI.ConfDir, e.binDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
