@@ -24,17 +24,21 @@ del_breakdown() {
   trap 'ip netns del '"$ns"' 2>/dev/null; rm -rf '"$tmp" RETURN
   bin=$tmp/cribench
   go build -o "$bin" ./hack/cribench
-  variant() { # LABEL MASQ PORTMAP [NETNS]
-    local id d sn pm=
-    id=crdel$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n'); d=$tmp/$id
+  conflist() { # DIR NAME MASQ PORTMAP: DIR/net.d/10-NAME.conflist
+    local sn pm=
     sn=10.$((200 + RANDOM % 51)).$((RANDOM % 256)).0/24
-    mkdir -p "$d/net.d"
-    [[ $3 == 1 ]] && pm=', {"type": "portmap", "capabilities": {"portMappings": true}}'
-    cat >"$d/net.d/10-$id.conflist" <<JSON
-{"cniVersion": "1.0.0", "name": "$id", "plugins": [
-  {"type": "bridge", "bridge": "$id", "isGateway": true, "ipMasq": $2, "hairpinMode": true,
-   "ipam": {"type": "host-local", "dataDir": "$d/ipam", "ranges": [[{"subnet": "$sn"}]], "routes": [{"dst": "0.0.0.0/0"}]}}$pm]}
+    mkdir -p "$1/net.d"
+    [[ $4 == 1 ]] && pm=', {"type": "portmap", "capabilities": {"portMappings": true}}'
+    cat >"$1/net.d/10-$2.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "$2", "plugins": [
+  {"type": "bridge", "bridge": "$2", "isGateway": true, "ipMasq": $3, "hairpinMode": true,
+   "ipam": {"type": "host-local", "dataDir": "$1/ipam", "ranges": [[{"subnet": "$sn"}]], "routes": [{"dst": "0.0.0.0/0"}]}}$pm]}
 JSON
+  }
+  variant() { # LABEL MASQ PORTMAP [NETNS]
+    local id d
+    id=crdel$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n'); d=$tmp/$id
+    conflist "$d" "$id" "$2" "$3"
     local in=()
     [[ -n ${4:-} ]] && in=(ip netns exec "$4")
     "${in[@]}" "$bin" -cni-floor -cni-conf "$d/net.d" -cni-bin "$CNI_BIN_DIR" -pods "$n" -parallel 0 >"$d/out"
@@ -56,11 +60,10 @@ JSON
   command -v strace >/dev/null || return 0
   log "processes one DEL runs (strace; times inflated by it)"
   local d=$tmp/trace
-  mkdir -p "$d/net.d"
-  sed 's/crdel[0-9a-f]*"/crdelst"/g' "$(ls "$tmp"/crdel*/net.d/*.conflist | head -1)" >"$d/net.d/10-crdelst.conflist"
+  conflist "$d" "crdst$$" true 1
   strace -f -qq -e trace=execve -e signal=none -o "$d/trace" \
     "$bin" -cni-floor -cni-conf "$d/net.d" -cni-bin "$CNI_BIN_DIR" -pods 5 -parallel 0 >/dev/null
-  ip link del crdelst 2>/dev/null
+  ip link del "crdst$$" 2>/dev/null
   # 5 ADDs, then 5 DELs (from the 6th portmap process on: DEL runs the
   # chain backwards), then the namespaces go ("ip netns del").
   awk '/ execve\(/ { p = $0; sub(/^[0-9]+ +execve\("/, "", p); sub(/".*/, "", p); n = split(p, a, "/")
