@@ -176,5 +176,5 @@ func dropSet(dir string) error {
 // poolable says whether a pod can use a pooled set: it wants a network,
 // IPC and UTS namespace of its own, owned by the node's user namespace.
 func (plan *runPlan) poolable() bool {
-	return !plan.hostNet && plan.ownIPC
+	return !plan.hostNet && plan.ownIPC && plan.userns == nil
 }

@@ -106,6 +106,9 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	if err := writePodFiles(p, cfg); err != nil {
 		return nil, err
 	}
+	if err := ownPodFiles(p, plan.userns); err != nil {
+		return nil, err
+	}
 	p.State = StateReady
 	t1 := time.Now()
 	if err := m.storeReady(e, p); err != nil {
@@ -211,6 +214,7 @@ type runPlan struct {
 	devSysctls []sysctl // set in the netns after CNI ADD made the devices
 	hostname   string
 	parent     string
+	userns     *userNSPlan // nil: the host's user namespace
 }
 
 // planRun validates cfg before anything is created or reserved.
@@ -249,7 +253,7 @@ func planRun(cfg *runtime.PodSandboxConfig, handler string) (*runPlan, error) {
 	early, late := splitSysctls(sysctls)
 	return &runPlan{
 		nso: nso, hostNet: hostNet, ownIPC: ownIPC, sharedPID: nso.GetPid() == runtime.NamespaceMode_POD,
-		sysctls: early, devSysctls: late, hostname: hostname, parent: parent,
+		sysctls: early, devSysctls: late, hostname: hostname, parent: parent, userns: planUserNS(cfg),
 	}, nil
 }
 
@@ -264,9 +268,12 @@ func (m *Manager) setupKernel(p *Pod, plan *runPlan, pooled bool, tm *stepTimes)
 	}
 	var ns nsResult
 	var err error
-	if pooled {
+	switch {
+	case plan.userns != nil:
+		ns, p.UserNS, err = createUserNamespaces(req, plan.userns)
+	case pooled:
 		ns, err = joinNamespaces(req)
-	} else {
+	default:
 		ns, err = createNamespaces(req)
 	}
 	p.NetNS, p.IPCNS, p.UTSNS, p.PIDNS, p.InitPID = ns.net, ns.ipc, ns.uts, ns.pid, ns.initPID
