@@ -235,3 +235,24 @@ func TestPoolOff(t *testing.T) {
 	}
 	e.stopRemove(id)
 }
+
+// A pod with a user namespace of its own needs its other namespaces owned
+// by it: it makes its own and leaves the pool alone.
+func TestUserNSPodSkipsPool(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	before := e.waitPoolFull()
+	cfg := podConfig("userns")
+	ids := []*runtime.IDMapping{{ContainerId: 0, HostId: 3000000 + uint32(os.Getpid()%1000)*65536, Length: 65536}}
+	cfg.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{
+		UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: ids, Gids: ids}}}
+	id := e.run(cfg)
+	if slices.Contains(before, id) {
+		t.Errorf("user-namespaced pod took pooled set %s", id)
+	}
+	if after := e.poolSets(); !slices.Equal(after, before) {
+		t.Errorf("pool changed under a user-namespaced pod: %d sets before, %d after", len(before), len(after))
+	}
+	e.stopRemove(id)
+}
