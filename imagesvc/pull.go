@@ -110,7 +110,7 @@ func (s *Service) remoteOptions(ctx context.Context, ep endpoint) []remote.Optio
 	p := s.opts.Platform
 	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(ep.auth.authenticator()),
 		remote.WithTransport(tr), remote.WithPlatform(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}),
-		remote.WithJobs(1)}
+		remote.WithJobs(parallelLayers)}
 }
 
 // fetch pulls n from ep: manifest and config, then the layers in parallel,
