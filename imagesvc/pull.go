@@ -102,21 +102,37 @@ func (s *Service) pullFrom(ep endpoint, n Reference, log interface {
 	return img, w.received(), nil
 }
 
-func (s *Service) remoteOptions(ctx context.Context, ep endpoint) []remote.Option {
+// regTransportFor is the transport every request to ep goes through.
+func regTransportFor(ep endpoint) *regTransport {
 	tr := &regTransport{base: http.DefaultTransport, secure: map[string]bool{}}
 	if !ep.insecure {
 		tr.secure[ep.host] = true
 	}
+	return tr
+}
+
+func (s *Service) remoteOptions(ctx context.Context, ep endpoint, tr http.RoundTripper) []remote.Option {
 	p := s.opts.Platform
 	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(ep.auth.authenticator()),
-		remote.WithTransport(tr), remote.WithPlatform(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}),
-		remote.WithJobs(parallelLayers)}
+		remote.WithTransport(tr), remote.WithPlatform(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})}
 }
 
 // fetch pulls n from ep: manifest and config, then the layers in parallel,
 // then one syncfs, then the record.
 func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log interface{ Debug(string, ...any) }) (*Image, error) {
-	img, rec, blobs, err := s.resolveImage(ctx, ep, n)
+	var nopts []name.Option
+	if ep.insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	repo, err := name.NewRepository(ep.host+"/"+n.Repository, nopts...)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("repository %s/%s: %v", ep.host, n.Repository, err)
+	}
+	src, rt, err := newBlobSource(ctx, repo, ep.auth.authenticator(), regTransportFor(ep))
+	if err != nil {
+		return nil, err
+	}
+	rec, blobs, err := s.resolveImage(ctx, ep, n, repo, rt)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +149,7 @@ func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log inter
 	for _, lr := range rec.Layers {
 		g.Go(func() error {
 			start := time.Now()
-			if err := s.fetchLayer(gctx, img, lr); err != nil {
+			if err := s.fetchLayer(gctx, src, lr); err != nil {
 				return fmt.Errorf("layer %s: %w", lr.Digest, err)
 			}
 			log.Debug("layer ready", "layer", lr.Digest, "bytes", lr.Size, "duration", time.Since(start))
@@ -158,29 +174,21 @@ func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log inter
 // resolveImage fetches and checks the manifest (picking this node's platform
 // from an index) and the config, and returns the record to be, with the
 // small blobs to store.
-func (s *Service) resolveImage(ctx context.Context, ep endpoint, n Reference) (v1.Image, *record, map[string][]byte, error) {
-	var nopts []name.Option
-	if ep.insecure {
-		nopts = append(nopts, name.Insecure)
-	}
-	repo, err := name.NewRepository(ep.host+"/"+n.Repository, nopts...)
-	if err != nil {
-		return nil, nil, nil, errdefs.InvalidArgument("repository %s/%s: %v", ep.host, n.Repository, err)
-	}
+func (s *Service) resolveImage(ctx context.Context, ep endpoint, n Reference, repo name.Repository, rt http.RoundTripper) (*record, map[string][]byte, error) {
 	var r name.Reference = repo.Tag(n.Tag)
 	if n.Digest != "" {
 		r = repo.Digest(n.Digest)
 	}
-	ropts := s.remoteOptions(ctx, ep)
+	ropts := s.remoteOptions(ctx, ep, rt)
 	desc, err := remote.Get(r, ropts...)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("get manifest: %w", err)
+		return nil, nil, fmt.Errorf("get manifest: %w", err)
 	}
 	if n.Digest != "" && desc.Digest.String() != n.Digest {
-		return nil, nil, nil, errdefs.FailedPrecondition("manifest digest %s, want %s", desc.Digest, n.Digest)
+		return nil, nil, errdefs.FailedPrecondition("manifest digest %s, want %s", desc.Digest, n.Digest)
 	}
 	if desc.MediaType == types.DockerManifestSchema1 || desc.MediaType == types.DockerManifestSchema1Signed {
-		return nil, nil, nil, errdefs.FailedPrecondition("%s is a Docker schema 1 manifest, which is deprecated and not supported; push it again with a current client", n)
+		return nil, nil, errdefs.FailedPrecondition("%s is a Docker schema 1 manifest, which is deprecated and not supported; push it again with a current client", n)
 	}
 	rec := &record{RepoDigests: []string{n.Name() + "@" + desc.Digest.String()}}
 	if t := n.TagRef(); t != "" {
@@ -191,37 +199,37 @@ func (s *Service) resolveImage(ctx context.Context, ep endpoint, n Reference) (v
 		rec.IndexDigests = []string{desc.Digest.String()}
 		blobs[desc.Digest.String()] = desc.Manifest
 	} else if !desc.MediaType.IsImage() {
-		return nil, nil, nil, errdefs.FailedPrecondition("%s has media type %q, not an image manifest or index", n, desc.MediaType)
+		return nil, nil, errdefs.FailedPrecondition("%s has media type %q, not an image manifest or index", n, desc.MediaType)
 	}
 	img, err := desc.Image()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("select platform %s/%s: %w", s.opts.Platform.OS, s.opts.Platform.Architecture, err)
+		return nil, nil, fmt.Errorf("select platform %s/%s: %w", s.opts.Platform.OS, s.opts.Platform.Architecture, err)
 	}
 	raw, err := img.RawManifest()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read manifest: %w", err)
+		return nil, nil, fmt.Errorf("read manifest: %w", err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("decode manifest: %w", err)
+		return nil, nil, fmt.Errorf("decode manifest: %w", err)
 	}
 	rec.ManifestDigest = digestOf(raw)
 	blobs[rec.ManifestDigest] = raw
 	cfgRaw, err := img.RawConfigFile()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("get image config: %w", err)
+		return nil, nil, fmt.Errorf("get image config: %w", err)
 	}
 	if d := digestOf(cfgRaw); d != m.Config.Digest.String() || int64(len(cfgRaw)) != m.Config.Size {
-		return nil, nil, nil, errdefs.FailedPrecondition("image config has digest %s size %d, manifest says %s size %d", d, len(cfgRaw), m.Config.Digest, m.Config.Size)
+		return nil, nil, errdefs.FailedPrecondition("image config has digest %s size %d, manifest says %s size %d", d, len(cfgRaw), m.Config.Digest, m.Config.Size)
 	}
 	rec.ID = m.Config.Digest.String()
 	blobs[rec.ID] = cfgRaw
 	var cfg ocispec.Image
 	if err := json.Unmarshal(cfgRaw, &cfg); err != nil {
-		return nil, nil, nil, errdefs.FailedPrecondition("decode image config: %v", err)
+		return nil, nil, errdefs.FailedPrecondition("decode image config: %v", err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, nil, nil, errdefs.FailedPrecondition("image config has %d diff ids for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
+		return nil, nil, errdefs.FailedPrecondition("image config has %d diff ids for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
 	}
 	chain := ""
 	for i, l := range m.Layers {
@@ -231,7 +239,7 @@ func (s *Service) resolveImage(ctx context.Context, ep endpoint, n Reference) (v
 		rec.Size += l.Size
 	}
 	rec.Size += m.Config.Size
-	return img, rec, blobs, nil
+	return rec, blobs, nil
 }
 
 // chainID is the OCI chain id: sha256(parent + " " + diffID), the diff id
