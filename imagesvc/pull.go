@@ -117,8 +117,8 @@ func (s *Service) remoteOptions(ctx context.Context, ep endpoint, tr http.RoundT
 		remote.WithTransport(tr), remote.WithPlatform(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})}
 }
 
-// fetch pulls n from ep: manifest and config, then the layers in parallel,
-// then one syncfs, then the record.
+// fetch pulls n from ep: one auth handshake for the manifest, the config
+// and the layers, then store. A failed pull keeps nothing.
 func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log interface{ Debug(string, ...any) }) (*Image, error) {
 	var nopts []name.Option
 	if ep.insecure {
@@ -142,8 +142,26 @@ func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log inter
 		keys = append(keys, l.Digest, l.ChainID)
 	}
 	release := s.leaseKeys(keys...)
-	defer release()
+	img, err := s.store(ctx, src, n, rec, blobs, log)
+	release()
+	if err != nil {
+		// Keep nothing of a failed pull: the layers that did unpack go now,
+		// unless another image or pull has them.
+		only := map[string]bool{}
+		for _, k := range keys {
+			only[k] = true
+		}
+		if gerr := s.collect(false, only); gerr != nil {
+			s.log.Warn("free a failed pull's layers", "image", n.String(), "error", gerr)
+		}
+		return nil, err
+	}
+	return img, nil
+}
 
+// store fetches and unpacks the layers in parallel, writes the small blobs,
+// makes it all durable with one syncfs and commits the record.
+func (s *Service) store(ctx context.Context, src *blobSource, n Reference, rec *record, blobs map[string][]byte, log interface{ Debug(string, ...any) }) (*Image, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelLayers)
 	for _, lr := range rec.Layers {

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,9 @@ type testRegistry struct {
 	// and accept only the token its /token endpoint hands out.
 	bearer    atomic.Pointer[bearerAuth]
 	tokenGets atomic.Int64
+	// blobHook, once set, sees each blob GET's digest and body before it is
+	// sent: it may delay it or return other bytes.
+	blobHook atomic.Pointer[func(digest string, body []byte) []byte]
 }
 
 // bearerAuth is a token service: it gives token for user:pass (basic auth
@@ -104,6 +108,18 @@ func newRegistry(t *testing.T, user, pass string) *testRegistry {
 					w.(http.Flusher).Flush()
 					time.Sleep(100 * time.Millisecond)
 				}
+				return
+			}
+			if hook := tr.blobHook.Load(); hook != nil {
+				rec := httptest.NewRecorder()
+				reg.ServeHTTP(rec, r)
+				b := (*hook)(r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:], rec.Body.Bytes())
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+				w.WriteHeader(rec.Code)
+				w.Write(b)
 				return
 			}
 			if tr.corrupt.Load() {
