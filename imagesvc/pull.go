@@ -23,7 +23,7 @@ import (
 
 // parallelLayers bounds layers fetched and unpacked at once: enough to fill
 // the network and the disk, few enough not to thrash a small node.
-const parallelLayers = 4
+const parallelLayers = 6
 
 // Pull fetches ref (mirrors first, then the registry itself), verifies and
 // unpacks it and records it. Concurrent pulls of one reference share one
@@ -177,6 +177,7 @@ func (s *Service) store(ctx context.Context, src *blobSource, n Reference, rec *
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	synced := time.Now()
 	for d, data := range blobs {
 		if err := s.writeBlob(d, data); err != nil {
 			return nil, err
@@ -186,6 +187,7 @@ func (s *Service) store(ctx context.Context, src *blobSource, n Reference, rec *
 	if err := syncfsPath(s.blobPath(rec.ID)); err != nil {
 		return nil, err
 	}
+	log.Debug("image synced", "duration", time.Since(synced))
 	return s.commit(n, rec)
 }
 

@@ -36,8 +36,12 @@ func BenchmarkPullFromRegistry(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		root := filepath.Join(dir, fmt.Sprint(i))
+		var out io.Writer = io.Discard
+		if testing.Verbose() {
+			out = os.Stderr
+		}
 		s, err := New(Options{Root: filepath.Join(root, "root"), State: filepath.Join(root, "state"),
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Log: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err != nil {
 			b.Fatal(err)
 		}
