@@ -54,7 +54,6 @@ const chunk = 1 << 20
 // does not verify), decompresses and hashes the tar; the other parses the
 // tar and creates the files.
 func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
-	sink := io.Discard
 	var tmpBlob *os.File
 	if s.opts.KeepLayerBlobs {
 		f, err := os.CreateTemp(filepath.Join(s.opts.Root, "ingest"), "blob-")
@@ -62,7 +61,7 @@ func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
 			return fmt.Errorf("create ingest file: %w", err)
 		}
 		defer func() { f.Close(); os.Remove(f.Name()) }()
-		tmpBlob, sink = f, f
+		tmpBlob = f
 	}
 	tmpSnap := filepath.Join(s.opts.Root, "snapshots", ".tmp-"+randHex())
 	if err := os.MkdirAll(filepath.Join(tmpSnap, "fs"), 0o755); err != nil {
@@ -71,9 +70,13 @@ func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
 	defer os.RemoveAll(tmpSnap) // a no-op once renamed
 
 	blobHash, diffHash := sha256.New(), sha256.New()
-	bw := bufio.NewWriterSize(sink, chunk)
 	cnt := &counter{}
-	tee := io.TeeReader(r, io.MultiWriter(bw, blobHash, cnt))
+	tee := io.TeeReader(r, io.MultiWriter(blobHash, cnt))
+	var bw *bufio.Writer
+	if tmpBlob != nil {
+		bw = bufio.NewWriterSize(tmpBlob, chunk)
+		tee = io.TeeReader(r, io.MultiWriter(bw, blobHash, cnt))
+	}
 	pr, pw := io.Pipe()
 	derr := make(chan error, 1)
 	go func() {
@@ -99,8 +102,10 @@ func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
 	if err := <-derr; err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write blob: %w", err)
+	if bw != nil {
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("write blob: %w", err)
+		}
 	}
 	if got := sum(blobHash); got != lr.Digest || cnt.n != lr.Size {
 		return errdefs.FailedPrecondition("blob has digest %s size %d, manifest says %s size %d", got, cnt.n, lr.Digest, lr.Size)
