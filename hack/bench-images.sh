@@ -3,9 +3,12 @@
 # from Debian's busybox and (b) a generated image of 5 layers, 300 MB of
 # incompressible data in 20,000 files, from a local registry on a free port.
 # Prints wall time, MB/s (compressed bytes over wall time) and the daemon's
-# peak RSS, and GNU tar's extraction of the same layers as the disk's floor.
-# Phases are separated: this disk writes slowly for ~30 s after mass deletes,
-# so nothing is deleted until the end. Run as root.
+# peak RSS, and GNU tar's extraction of the same layers as the disk's floor
+# (disk-write: the same bytes written as one file, the raw write speed).
+# Phases are separated: this disk writes slowly for ~30 s after mass deletes
+# (ext4 without a journal skips inodes freed in the last 30 s, scanning them
+# on every create: recently_deleted() in the kernel's inode allocator), so
+# nothing is deleted until the end. Run as root.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 [[ $(id -u) == 0 ]] || { log "run as root"; exit 1; }
@@ -64,6 +67,16 @@ floor() {
   echo "$(date +%s.%N) - $t0" | bc
 }
 
+# disk_write NAME TAR...: the disk's own write speed: the same bytes as one
+# file, then one sync.
+disk_write() {
+  local dst=$W/disk-$1; mkdir -p "$dst"; shift
+  local t0=$(date +%s.%N)
+  cat "$@" >"$dst/all"
+  sync
+  echo "$(date +%s.%N) - $t0" | bc
+}
+
 # pull NAME REF: a fresh daemon pulls REF; prints seconds and peak RSS (MB).
 pull() {
   local name=$1 ref=$2 d=$W/d-$1
@@ -117,9 +130,11 @@ for img in busybox big; do
   ref=$REG/bench/$img:1
   bytes=$(size_of "$ref")
   if [[ $img == busybox ]]; then tars=("$W/layers/busybox.tar"); else tars=("$W"/layers/big?.tar); fi
+  dt=$(disk_write "$img" "${tars[@]}")
   ft=$(floor "$img" "${tars[@]}")
   sleep 2
   read -r secs rss < <(pull "$img" "$ref")
+  printf '%-10s %-12s %9.2f %9.1f %10s\n' "$img" "disk-write" "$dt" "$(echo "$bytes / 1000000 / $dt" | bc -l)" "-"
   printf '%-10s %-12s %9.2f %9.1f %10s\n' "$img" "gnu-tar" "$ft" "$(echo "$bytes / 1000000 / $ft" | bc -l)" "-"
   printf '%-10s %-12s %9.2f %9.1f %10s\n' "$img" "cri-server" "$secs" "$(echo "$bytes / 1000000 / $secs" | bc -l)" "$rss"
   if command -v containerd >/dev/null; then
