@@ -264,3 +264,49 @@ func TestUnpackOwnerAndModeWhateverTheParent(t *testing.T) {
 		}
 	}
 }
+
+// A later entry of one layer replaces an earlier one of the same name,
+// whatever it was, and never writes through it.
+func TestUnpackReplaces(t *testing.T) {
+	requireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		first []ent
+	}{
+		{name: "file", first: []ent{{name: "x", body: "old"}}},
+		{name: "dir with files", first: []ent{{name: "x/", typ: tar.TypeDir, mode: 0o755}, {name: "x/y", body: "y"}}},
+		{name: "symlink to a file outside", first: []ent{{name: "x", link: "OUTSIDE", typ: tar.TypeSymlink}}},
+		{name: "hardlink", first: []ent{{name: "h", body: "h"}, {name: "x", link: "h", typ: tar.TypeLink}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			outside := filepath.Join(base, "outside")
+			os.WriteFile(outside, []byte("keep"), 0o644)
+			snap := filepath.Join(base, "snap")
+			os.MkdirAll(snap, 0o755)
+			ents := append([]ent{}, tc.first...)
+			for i := range ents {
+				if ents[i].link == "OUTSIDE" {
+					ents[i].link = outside
+				}
+			}
+			ents = append(ents, ent{name: "x", body: "new", mode: 0o640})
+			if _, err := unpack(mkTar(t, ents...), snap); err != nil {
+				t.Fatal(err)
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(snap, "x"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o777 != 0o640 || st.Nlink != 1 {
+				t.Fatalf("x: %v mode %o nlink %d; want a regular file 640 of its own", err, st.Mode, st.Nlink)
+			}
+			if b, _ := os.ReadFile(filepath.Join(snap, "x")); string(b) != "new" {
+				t.Errorf("x = %q", b)
+			}
+			if b, _ := os.ReadFile(outside); string(b) != "keep" {
+				t.Errorf("written through the old entry: outside = %q", b)
+			}
+			if b, err := os.ReadFile(filepath.Join(snap, "h")); err == nil && string(b) != "h" {
+				t.Errorf("hardlink target changed: %q", b)
+			}
+		})
+	}
+}
