@@ -40,8 +40,9 @@ type unpacker struct {
 	// plain holds the directories in which a new entry gets exactly the
 	// owner and mode the unpack's creds and umask give it (owner group
 	// egid, no set-gid bit, no default ACL): a file created there whose
-	// header asks for just that needs no fchown/fchmod. Two syscalls fewer
-	// per file is a tenth of the unpack's CPU on a layer of small files.
+	// header asks for just that needs no fchown/fchmod: with the stat that
+	// O_EXCL saves, three syscalls fewer per file, some 6% of the CPU of a
+	// pull of small files (BenchmarkPullFromRegistry).
 	plain map[string]bool
 	creds creds
 	// times of directories, set at the end since creating entries in a
