@@ -8,9 +8,9 @@ import (
 	"github.com/cri-server/cri-server/errdefs"
 )
 
-// validateSpec refuses what we cannot honour, naming the field. AppArmor and
-// SELinux are refused rather than ignored: this kernel has neither, and a
-// profile silently dropped is a security hole.
+// validateSpec refuses what we cannot honour, naming the field. An AppArmor
+// profile on a node without AppArmor, and any SELinux label, are refused
+// rather than ignored: a profile silently dropped is a security hole.
 func validateSpec(s *specs.Spec) error {
 	switch {
 	case s == nil:
@@ -36,6 +36,9 @@ func validateSpec(s *specs.Spec) error {
 	if s.Linux.IntelRdt != nil {
 		return errdefs.Unimplemented("linux.intelRdt: not supported")
 	}
+	if s.Root.Readonly && !hasNamespace(s.Linux, specs.MountNamespace) {
+		return errdefs.InvalidArgument("root.readonly: needs a mount namespace (linux.namespaces has none)")
+	}
 	for i, m := range s.Mounts {
 		if m.Destination == "" {
 			return errdefs.InvalidArgument("mounts[%d].destination: empty", i)
@@ -47,9 +50,18 @@ func validateSpec(s *specs.Spec) error {
 	return nil
 }
 
+func hasNamespace(l *specs.Linux, t specs.LinuxNamespaceType) bool {
+	for _, ns := range l.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
 func validateProcess(p *specs.Process) error {
-	if p.ApparmorProfile != "" {
-		return errdefs.InvalidArgument("process.apparmorProfile: AppArmor is not available on this kernel")
+	if err := checkAppArmor(p.ApparmorProfile); err != nil {
+		return err
 	}
 	if p.SelinuxLabel != "" {
 		return errdefs.InvalidArgument("process.selinuxLabel: SELinux is not available on this kernel")
