@@ -8,6 +8,10 @@
 #   containerd_start              sets CONTAINERD_SOCK, CONTAINERD_PID (installs containerd if missing)
 #   rt_network DIR NAME           a bridge conflist in DIR/net.d (also for the CNI floor)
 #
+# MASQ=node (default, as hack/run.sh's default network): one masquerade
+# chain per network (pod_masq_add), the bridge's ipMasq off; MASQ=pod: the
+# bridge plugin's per-pod ipMasq, as before.
+#
 # Each runtime's state dir is a tmpfs, as /run is on a node (containerd's
 # /run/containerd, cri-server's /run/cri-server): /tmp here is a slow disk,
 # which would measure the disk, not the runtimes.
@@ -15,6 +19,8 @@
 RT_DIR=
 RT_PIDS=()
 RT_BRIDGES=()
+RT_MASQ=() # "subnet chain" pairs for pod_masq_del
+MASQ=${MASQ:-node}
 
 runtimes_init() {
   RT_DIR=$(mktemp -d /tmp/cri-runtimes.XXXXXX)
@@ -33,6 +39,7 @@ runtimes_cleanup() {
   for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $RT_DIR/" || true); do kill -9 "$p" 2>/dev/null; done
   grep -o " $RT_DIR[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   for p in "${RT_BRIDGES[@]}"; do ip link delete "$p" 2>/dev/null; done
+  for p in "${RT_MASQ[@]}"; do pod_masq_del $p; done
   rm -rf "$RT_DIR"
 }
 
@@ -45,9 +52,17 @@ rt_network() {
     ip -o addr | grep -q " ${subnet%.0/24}\." || break
   done
   mkdir -p "$dir/net.d"
+  local ipmasq=true
+  if [[ $MASQ == node ]]; then
+    ipmasq=false
+    local chain
+    chain=$(echo "MASQ-$name" | tr '[:lower:]' '[:upper:]' | cut -c1-28)
+    pod_masq_add "$subnet" "$chain"
+    RT_MASQ+=("$subnet $chain")
+  fi
   cat >"$dir/net.d/10-$name.conflist" <<JSON
 {"cniVersion": "1.0.0", "name": "$name", "plugins": [
-  {"type": "bridge", "bridge": "$name", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+  {"type": "bridge", "bridge": "$name", "isGateway": true, "ipMasq": $ipmasq, "hairpinMode": true,
    "ipam": {"type": "host-local", "dataDir": "$dir/ipam", "ranges": [[{"subnet": "$subnet"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
   {"type": "portmap", "capabilities": {"portMappings": true}}]}
 JSON

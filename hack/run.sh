@@ -20,7 +20,7 @@ if ! ls "$CNI_CONF_DIR"/*.conf "$CNI_CONF_DIR"/*.conflist "$CNI_CONF_DIR"/*.json
       "type": "bridge",
       "bridge": "cni0",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
@@ -32,6 +32,13 @@ if ! ls "$CNI_CONF_DIR"/*.conf "$CNI_CONF_DIR"/*.conflist "$CNI_CONF_DIR"/*.json
   ]
 }
 JSON
+fi
+# Pods reach beyond the node through one masquerade rule for the default
+# subnet (see pod_masq_add: the bridge plugin's per-pod ipMasq chains made
+# up most of every pod's teardown). A conflist of the operator's own keeps
+# whatever it says; this rule matches only the default subnet.
+if grep -q '"name": "cri-server"' "$CNI_CONF_DIR/10-cri-server-bridge.conflist" 2>/dev/null; then
+  pod_masq_add 10.88.0.0/16 CRI-SERVER-MASQ
 fi
 mkdir -p /etc/cri-server
 log "starting cri-server (config: /etc/cri-server/config.toml if present); crictl info works from another shell"
