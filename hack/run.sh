@@ -35,9 +35,10 @@ JSON
 fi
 # Pods reach beyond the node through one masquerade rule for the default
 # subnet (see pod_masq_add: the bridge plugin's per-pod ipMasq chains made
-# up most of every pod's teardown). A conflist of the operator's own keeps
-# whatever it says; this rule matches only the default subnet.
-if grep -q '"name": "cri-server"' "$CNI_CONF_DIR/10-cri-server-bridge.conflist" 2>/dev/null; then
+# up most of every pod's teardown). Only for our default conflist with
+# ipMasq off: an operator's own, or an older default with ipMasq on, keeps
+# its own masquerading.
+if grep -q '"ipMasq": false' "$CNI_CONF_DIR/10-cri-server-bridge.conflist" 2>/dev/null; then
   pod_masq_add 10.88.0.0/16 CRI-SERVER-MASQ
 fi
 mkdir -p /etc/cri-server
