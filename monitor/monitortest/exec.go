@@ -33,6 +33,7 @@ const OOMFile = "oom_kill"
 const (
 	fifoFile = "exec.fifo"
 	pidFile  = "pid"
+	exeFile  = "exe"
 )
 
 // Executor runs containers as plain processes.
@@ -101,6 +102,8 @@ func (e *Executor) Create(ctx context.Context, id string, spec *specs.Spec, io m
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	// Start fails for a missing binary, as the real one's create does.
+	os.WriteFile(filepath.Join(e.dir(id), exeFile), []byte(spec.Process.Args[0]), 0o600)
 	if err := os.WriteFile(filepath.Join(e.dir(id), pidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -121,6 +124,9 @@ func (e *Executor) pid(id string) (int, error) {
 func (e *Executor) Start(ctx context.Context, id string) error {
 	pid, err := e.pid(id)
 	if err != nil {
+		return err
+	}
+	if err := e.lookExe(id); err != nil {
 		return err
 	}
 	fifo := filepath.Join(e.dir(id), fifoFile)
@@ -173,8 +179,21 @@ func (e *Executor) OOMKillCount(ctx context.Context, id string) (uint64, error) 
 
 // ExecFifo and OOMFile let the C monitor start the container and read its
 // OOM counter itself, as with oci.
+// A missing binary takes the Go Start, whose error the test checks.
 func (e *Executor) ExecFifo(id string, _ *specs.Spec) string {
+	if e.lookExe(id) != nil {
+		return ""
+	}
 	return filepath.Join(e.dir(id), fifoFile)
+}
+
+func (e *Executor) lookExe(id string) error {
+	data, err := os.ReadFile(filepath.Join(e.dir(id), exeFile))
+	if err != nil {
+		return errors.New("no container " + id)
+	}
+	_, err = exec.LookPath(string(data))
+	return err
 }
 
 func (e *Executor) OOMFile(id string, _ int) string { return filepath.Join(e.dir(id), OOMFile) }
