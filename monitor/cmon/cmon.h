@@ -81,6 +81,7 @@ void jsonesc(char *dst, size_t n, const char *s);
 int run_helper(char *const argv[], char *out, size_t outn);
 int write_exit_record(const struct exitrec *e);
 uint64_t read_oom(const char *path);
+void reshed(void);
 
 /* loop.c */
 void cmon_loop(void) __attribute__((noreturn));

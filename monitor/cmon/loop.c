@@ -24,6 +24,7 @@ enum { K_STREAM = 1, K_SIG, K_LISTEN, K_CLIENT };
 enum { P_RUN, P_DRAIN, P_CLOSING, P_LINGER, P_FINAL };
 
 static int phase;
+static int did_control; /* a client came since the last reshed */
 static long long deadline; /* ms, CLOCK_MONOTONIC, of the current phase */
 
 static long long now_ms(void)
@@ -100,7 +101,8 @@ static void client_close(int i)
 		stdin_ended();
 	close(c->fd); /* leaves the epoll set with it */
 	free(c->out);
-	memset(c, 0, sizeof *c);
+	c->out = NULL;
+	c->outoff = c->outn = c->outcap = 0;
 	c->state = CL_FREE;
 }
 
@@ -474,7 +476,14 @@ static void accept_clients(void)
 			close(fd); /* a daemon that opens 64 at once retries */
 			continue;
 		}
-		M.cl[i] = (struct client){.fd = fd, .state = CL_REQ};
+		/* Field by field: a literal would touch the whole request buffer. */
+		struct client *c = &M.cl[i];
+		c->fd = fd;
+		c->state = CL_REQ;
+		c->stdin_ok = c->out_armed = 0;
+		c->rn = c->hn = c->rszn = 0;
+		c->left = 0;
+		did_control = 1;
 		ep_add(fd, EPOLLIN, K_CLIENT, i);
 	}
 }
@@ -667,5 +676,14 @@ void cmon_loop(void)
 		log_flush();
 		if (phase != P_RUN)
 			advance();
+		if (did_control && phase == P_RUN) {
+			int busy = 0;
+			for (int i = 0; i < CMON_CLIENTS; i++)
+				busy |= M.cl[i].state == CL_REQ || M.cl[i].state == CL_CLOSING;
+			if (!busy) {
+				did_control = 0;
+				reshed();
+			}
+		}
 	}
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -374,6 +375,72 @@ static void create(void)
 			nonblock(M.out[i].fd);
 }
 
+/* shed drops this process's mappings of read-only file pages that it
+ * holds no private copy of: the loader's and libc's start-up, and the
+ * kernel's fault-around (64 kB per fault), left ~1.5 MB of libc, ld.so and
+ * binary pages resident, counted in its RSS though shared. They are
+ * file-backed and unmodified, so MADV_DONTNEED loses nothing: the loop
+ * faults back the few it runs. A mapping with an anonymous (copied)
+ * page, such as RELRO, is kept whole. */
+static struct {
+	unsigned long lo, hi;
+} shed_ranges[64];
+static int nshed;
+
+/* reshed drops them again, after the loop ran a control request (whose
+ * printf and friends fault in tens of kB of libc): an idle monitor stays
+ * at the pages of epoll_wait. A dozen madvise calls: cheap. */
+void reshed(void)
+{
+	for (int i = 0; i < nshed; i++)
+		madvise((void *)shed_ranges[i].lo, shed_ranges[i].hi - shed_ranges[i].lo, MADV_DONTNEED);
+}
+
+static void shed(void)
+{
+	size_t cap = 1 << 20;
+	char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return;
+	int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+	if (fd >= 0) {
+		ssize_t r;
+		while (n < cap - 1 && (r = read(fd, buf + n, cap - 1 - n)) > 0)
+			n += (size_t)r;
+		close(fd);
+	}
+	buf[n] = 0;
+	if (fd < 0 || n == cap - 1) { /* unreadable, or cut: keep everything */
+		munmap(buf, cap);
+		return;
+	}
+	unsigned long lo = 0, hi = 0;
+	int cand = 0;
+	for (char *p = buf; *p;) {
+		char *nl = strchr(p, '\n');
+		if (nl)
+			*nl = 0;
+		unsigned long a, b;
+		char perms[8], path[512] = "";
+		if (sscanf(p, "%lx-%lx %7s %*s %*s %*s %511s", &a, &b, perms, path) >= 3 && strchr(p, '-') < strchr(p, ' ')) {
+			lo = a, hi = b;
+			cand = perms[1] == '-' && perms[3] == 'p' && path[0] == '/';
+		} else if (cand && strncmp(p, "Anonymous:", 10) == 0) {
+			if (strtoul(p + 10, NULL, 10) == 0 && nshed < 64) {
+				shed_ranges[nshed].lo = lo;
+				shed_ranges[nshed++].hi = hi;
+			}
+			cand = 0;
+		}
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	munmap(buf, cap);
+	reshed();
+}
+
 static int listen_socket(void)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -397,8 +464,12 @@ static int listen_socket(void)
 void criserver_cmon(int argc, char **argv)
 {
 	M.mlog = M.logfd = M.lsock = M.stdin_fd = M.console = -1;
-	M.out[0] = (struct stream){.fd = -1, .name = "stdout", .frame = FRAME_STDOUT};
-	M.out[1] = (struct stream){.fd = -1, .name = "stderr", .frame = FRAME_STDERR};
+	/* Field by field: a struct literal would touch the 16 kB buffers. */
+	M.out[0].fd = M.out[1].fd = -1;
+	M.out[0].name = "stdout";
+	M.out[1].name = "stderr";
+	M.out[0].frame = FRAME_STDOUT;
+	M.out[1].frame = FRAME_STDERR;
 	/* Nothing of the daemon but the ready pipe may reach the container. */
 	syscall(SYS_close_range, 4, ~0U, 0);
 	fcntl(3, F_SETFD, FD_CLOEXEC);
@@ -439,5 +510,6 @@ void criserver_cmon(int argc, char **argv)
 	}
 	mlog("INFO", "msg=\"container created\" pid=%d", M.init);
 	ready(M.init, NULL);
+	shed();
 	cmon_loop();
 }
