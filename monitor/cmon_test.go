@@ -1,0 +1,166 @@
+package monitor_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/monitor"
+)
+
+// The tests of this file check what the C monitor (monitor/cmon, linked
+// into this test binary as into the shim) must do on its own; the other
+// tests of the package run against it too, and against the Go one with
+// CRI_SERVER_GO_MONITOR=1.
+
+func skipGo(t *testing.T) {
+	if os.Getenv("CRI_SERVER_GO_MONITOR") == "1" {
+		t.Skip("C monitor only")
+	}
+}
+
+// rawCall sends one raw request line and returns the raw reply line.
+func rawCall(t *testing.T, c ctr, req string) string {
+	t.Helper()
+	conn, err := net.Dial("unix", filepath.Join(c.bundle, monitor.SocketFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatalf("request %.40q: no reply: %v", req, err)
+	}
+	return line
+}
+
+func TestCMonitorBadRequests(t *testing.T) {
+	skipGo(t)
+	c := spawn(t, "sleep", "100")
+	for _, tc := range []struct {
+		name, req, want string
+	}{
+		{name: "not json", req: "hello\n", want: "bad request"},
+		{name: "unknown key", req: `{"op":"status","evil":1}` + "\n", want: "unknown key"},
+		{name: "op not a string", req: `{"op":7}` + "\n", want: "bad request"},
+		{name: "signal out of range", req: `{"op":"kill","signal":1000}` + "\n", want: "bad request"},
+		{name: "trailing garbage", req: `{"op":"status"} x` + "\n", want: "bad request"},
+		{name: "escape in op", req: `{"op":"st\u0061tus"}` + "\n", want: "bad request"},
+		{name: "unknown op", req: `{"op":"explode"}` + "\n", want: `unknown op`},
+		{name: "too long", req: `{"op":"` + strings.Repeat("a", 5000) + "\"}\n", want: "longer than"},
+		{name: "nul bytes", req: "{\x00\x00}\n", want: "bad request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rawCall(t, c, tc.req); !strings.Contains(got, `"error":`) || !strings.Contains(got, tc.want) {
+				t.Fatalf("reply %q, want an error with %q", got, tc.want)
+			}
+		})
+	}
+	// A client that hangs up mid-request does not stop it either.
+	if conn, err := net.Dial("unix", filepath.Join(c.bundle, monitor.SocketFile)); err == nil {
+		conn.Write([]byte(`{"op":"sta`))
+		conn.Close()
+	}
+	if r := call(t, c, monitor.OpStart); !r.Started {
+		t.Fatalf("monitor unwell after bad requests: %+v", r)
+	}
+	if r := call(t, c, monitor.OpStatus); !r.Started || r.Exit != nil {
+		t.Fatalf("status after bad requests: %+v", r)
+	}
+}
+
+func TestCMonitorLongLinesSplit(t *testing.T) {
+	skipGo(t)
+	// 40000 bytes then a newline, then a last line without one.
+	c := spawn(t, "/bin/sh", "-c", `head -c 40000 /dev/zero | tr '\0' a; echo; printf 'x\r\ny'`)
+	call(t, c, monitor.OpStart)
+	if r := call(t, c, monitor.OpWait); r.Exit.Code != 0 {
+		t.Fatalf("exit %+v", r.Exit)
+	}
+	got := logLines(t, c.log)
+	want := []string{
+		"stdout P " + strings.Repeat("a", monitor.MaxLineSize),
+		"stdout P " + strings.Repeat("a", monitor.MaxLineSize),
+		"stdout F " + strings.Repeat("a", 40000-2*monitor.MaxLineSize),
+		"stdout F x",
+		"stdout F y",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		for i := range got {
+			got[i] = fmt.Sprintf("%.12s.. (%d)", got[i], len(got[i]))
+		}
+		t.Fatalf("log %q", got)
+	}
+}
+
+func TestCMonitorReopenDuringOutputLosesNothing(t *testing.T) {
+	skipGo(t)
+	const n = 100000
+	c := spawn(t, "seq", "1", strconv.Itoa(n))
+	call(t, c, monitor.OpStart)
+	var files []string
+	for i := 0; i < 20 && !monitor.HasExit(c.bundle); i++ {
+		f := fmt.Sprintf("%s.%d", c.log, i)
+		if err := os.Rename(c.log, f); err == nil {
+			files = append(files, f)
+		}
+		monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpReopenLog})
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r := call(t, c, monitor.OpWait); r.Exit.Code != 0 {
+		t.Fatalf("exit %+v", r.Exit)
+	}
+	if len(files) < 2 {
+		t.Fatalf("rotated %d times only: the test saw no reopen during output", len(files))
+	}
+	var all []string
+	for _, f := range append(files, c.log) {
+		if _, err := os.Stat(f); err == nil {
+			all = append(all, logLines(t, f)...)
+		}
+	}
+	if len(all) != n {
+		t.Fatalf("%d lines across %d files, want %d", len(all), len(files)+1, n)
+	}
+	for i, l := range all {
+		if l != "stdout F "+strconv.Itoa(i+1) {
+			t.Fatalf("line %d is %q", i, l)
+		}
+	}
+}
+
+func TestCMonitorLeaksNoFdIntoContainer(t *testing.T) {
+	skipGo(t)
+	// An fd the daemon forgot to mark close-on-exec.
+	fd, err := unix.Open(os.DevNull, unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	c := spawn(t, "/bin/sh", "-c", "ls /proc/self/fd")
+	call(t, c, monitor.OpStart)
+	if r := call(t, c, monitor.OpWait); r.Exit.Code != 0 {
+		t.Fatalf("exit %+v", r.Exit)
+	}
+	var fds []string
+	for _, l := range logLines(t, c.log) {
+		fds = append(fds, strings.TrimPrefix(l, "stdout F "))
+	}
+	// 0-2 are the stdio, 3 is ls's own listing.
+	if strings.Join(fds, " ") != "0 1 2 3" {
+		t.Fatalf("the container has fds %v (the daemon's stray fd is %d)", fds, fd)
+	}
+}
