@@ -22,7 +22,7 @@ struct stream {
 	const char *name;
 	int frame;
 	size_t n;
-	char buf[CMON_LINE];
+	char *buf; /* CMON_LINE bytes, apart: the header stays on the hot page */
 };
 
 enum { CL_FREE, CL_REQ, CL_WAIT, CL_ATTACH, CL_CLOSING };
@@ -49,20 +49,21 @@ struct exitrec {
 };
 
 struct cmon {
-	/* monitor.cfg */
-	char id[256], log_path[4096];
+	/* monitor.cfg; strings on the heap, together on one page rather than
+	 * one page each of fixed arrays */
+	char *id, *log_path;
 	int stdin_cfg, stdin_once, terminal;
 	/* from the create helper */
 	pid_t init;
 	uint64_t oom0;
-	char oom_path[4096], fifo[4096];
+	char *oom_path, *fifo;
 	/* stdio */
 	int stdin_fd, console, stdin_closed;
 	struct stream out[2];
 	/* the CRI log */
 	int logfd;
 	size_t wn;
-	char wbuf[CMON_LOGBUF];
+	char *wbuf; /* CMON_LOGBUF bytes */
 	/* the monitor's own log (monitor.log) */
 	int mlog;
 	/* the loop */
@@ -82,6 +83,7 @@ int run_helper(char *const argv[], char *out, size_t outn);
 int write_exit_record(const struct exitrec *e);
 uint64_t read_oom(const char *path);
 void reshed(void);
+void drop(void *p, size_t n);
 
 /* loop.c */
 void cmon_loop(void) __attribute__((noreturn));

@@ -68,7 +68,7 @@ static void log_record(const char *stream, int partial, const char *line, size_t
 {
 	if (M.logfd < 0)
 		return;
-	if (M.wn + n + 96 > sizeof M.wbuf)
+	if (M.wn + n + 96 > CMON_LOGBUF)
 		log_flush();
 	char *b = M.wbuf + M.wn;
 	now_rfc3339(b, 48);
@@ -167,12 +167,35 @@ static int client_queue(int i, const void *p, size_t n)
 	return 1;
 }
 
+/* client_send writes at once what fits and queues the rest: a reply or a
+ * chunk to a client that keeps up needs no heap. */
+static int client_send(int i, const char *p, size_t n)
+{
+	struct client *c = &M.cl[i];
+	while (c->outn == 0 && n > 0) {
+		ssize_t r = write(c->fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno != EAGAIN) {
+			client_close(i);
+			return 0;
+		}
+		if (r < 0)
+			break;
+		p += r;
+		n -= (size_t)r;
+	}
+	if (n > 0 && !client_queue(i, p, n))
+		return 0;
+	client_flush(i);
+	return 1;
+}
+
 static void reply(int i, const char *err)
 {
 	char buf[2048];
 	size_t n = format_reply(buf, sizeof buf, err);
-	if (client_queue(i, buf, n))
-		client_flush(i);
+	client_send(i, buf, n);
 }
 
 static void fanout(int frame, const char *p, size_t n)
@@ -182,8 +205,8 @@ static void fanout(int frame, const char *p, size_t n)
 	for (int i = 0; i < CMON_CLIENTS; i++) {
 		if (M.cl[i].state != CL_ATTACH)
 			continue;
-		if (client_queue(i, hdr, 5) && client_queue(i, p, n))
-			client_flush(i);
+		if (client_send(i, (const char *)hdr, 5))
+			client_send(i, p, n);
 	}
 }
 
@@ -252,7 +275,7 @@ static void stream_eof(struct stream *s)
  * the last line without newline an F record at EOF. */
 static void stream_read(struct stream *s)
 {
-	ssize_t r = read(s->fd, s->buf + s->n, sizeof s->buf - s->n);
+	ssize_t r = read(s->fd, s->buf + s->n, CMON_LINE - s->n);
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (r <= 0) { /* a pty master's EIO is its EOF */
@@ -272,7 +295,7 @@ static void stream_read(struct stream *s)
 		p = nl + 1;
 	}
 	size_t rest = (size_t)(end - p);
-	if (rest == sizeof s->buf) {
+	if (rest == CMON_LINE) {
 		log_record(s->name, 1, p, rest);
 		rest = 0;
 	}
@@ -631,6 +654,22 @@ static void advance(void)
 	}
 }
 
+/* trim gives back, once the loop goes idle after control requests, what
+ * they faulted in: file pages (reshed) and the scratch of the log writer,
+ * the streams' line buffers past their data and the request buffers. */
+static void trim(void)
+{
+	reshed();
+	if (M.wn == 0)
+		drop(M.wbuf, CMON_LOGBUF);
+	for (int s = 0; s < 2; s++)
+		drop(M.out[s].buf + M.out[s].n, CMON_LINE - M.out[s].n);
+	for (int i = 0; i < CMON_CLIENTS; i++) {
+		struct client *c = &M.cl[i];
+		drop(c->req + (c->state == CL_REQ ? c->rn : 0), sizeof c->req - (c->state == CL_REQ ? c->rn : 0));
+	}
+}
+
 void cmon_loop(void)
 {
 	M.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -682,7 +721,7 @@ void cmon_loop(void)
 				busy |= M.cl[i].state == CL_REQ || M.cl[i].state == CL_CLOSING;
 			if (!busy) {
 				did_control = 0;
-				reshed();
+				trim();
 			}
 		}
 	}

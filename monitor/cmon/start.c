@@ -24,6 +24,9 @@
 #include <unistd.h>
 
 struct cmon M;
+/* The big buffers, apart from M's small fields: pages of them count only
+ * once output flows. */
+static char streambuf[2][CMON_LINE], logbuf[CMON_LOGBUF];
 
 static const char *bundle_arg;
 
@@ -108,6 +111,14 @@ static __attribute__((noreturn)) void fail(const char *what)
 	_exit(1);
 }
 
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		fail("copy config");
+	return d;
+}
+
 static int readfile(const char *path, char *buf, size_t n)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -154,10 +165,12 @@ uint64_t read_oom(const char *path)
 }
 
 /* monitor.cfg: "key value" lines written by monitor.Spawn. */
+static char cfgbuf[16384], rep[16384]; /* start-up only: dropped after */
+
 static int read_config(void)
 {
-	static char buf[16384];
-	if (readfile("monitor.cfg", buf, sizeof buf) < 0)
+	char *buf = cfgbuf;
+	if (readfile("monitor.cfg", buf, sizeof cfgbuf) < 0)
 		return -1;
 	for (char *p = buf; *p;) {
 		char *nl = strchr(p, '\n');
@@ -167,9 +180,9 @@ static int read_config(void)
 		if (v) {
 			*v++ = 0;
 			if (!strcmp(p, "id"))
-				snprintf(M.id, sizeof M.id, "%s", v);
+				M.id = xstrdup(v);
 			else if (!strcmp(p, "log"))
-				snprintf(M.log_path, sizeof M.log_path, "%s", v);
+				M.log_path = xstrdup(v);
 			else if (!strcmp(p, "stdin"))
 				M.stdin_cfg = *v == '1';
 			else if (!strcmp(p, "stdin_once"))
@@ -317,7 +330,6 @@ static void create(void)
 	for (int i = 0; i < 2; i++)
 		if (outp[i][1] >= 0)
 			close(outp[i][1]);
-	static char rep[16384];
 	size_t got = 0;
 	int console = -1;
 	for (;;) {
@@ -357,8 +369,8 @@ static void create(void)
 	}
 	M.init = (pid_t)atoi(f[1]);
 	M.oom0 = strtoull(f[2], NULL, 10);
-	snprintf(M.fifo, sizeof M.fifo, "%s", strcmp(f[3], "-") ? f[3] : "");
-	snprintf(M.oom_path, sizeof M.oom_path, "%s", strcmp(f[4], "-") ? f[4] : "");
+	M.fifo = xstrdup(strcmp(f[3], "-") ? f[3] : "");
+	M.oom_path = xstrdup(strcmp(f[4], "-") ? f[4] : "");
 	M.stdin_fd = in[1];
 	if (M.terminal && console >= 0) {
 		M.console = console;
@@ -386,14 +398,31 @@ static struct {
 	unsigned long lo, hi;
 } shed_ranges[64];
 static int nshed;
+static unsigned long stack_lo;
+
+/* drop gives back the whole pages inside [p, p+n), scratch whose contents
+ * no longer matter (they read as zeros when touched again). */
+void drop(void *p, size_t n)
+{
+	unsigned long lo = ((unsigned long)p + 4095) & ~4095UL, hi = ((unsigned long)p + n) & ~4095UL;
+	if (hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
 
 /* reshed drops them again, after the loop ran a control request (whose
  * printf and friends fault in tens of kB of libc): an idle monitor stays
- * at the pages of epoll_wait. A dozen madvise calls: cheap. */
+ * at the pages of epoll_wait. A dozen madvise calls: cheap. With them goes
+ * the stack below this frame (and a margin for madvise's own): nothing
+ * lives there in a single thread without signal handlers, but start-up
+ * and printf left it touched. */
 void reshed(void)
 {
 	for (int i = 0; i < nshed; i++)
 		madvise((void *)shed_ranges[i].lo, shed_ranges[i].hi - shed_ranges[i].lo, MADV_DONTNEED);
+	volatile char here = 0;
+	unsigned long end = ((unsigned long)&here - 16384) & ~4095UL;
+	if (stack_lo && end > stack_lo)
+		madvise((void *)stack_lo, end - stack_lo, MADV_DONTNEED);
 }
 
 static void shed(void)
@@ -426,6 +455,8 @@ static void shed(void)
 		if (sscanf(p, "%lx-%lx %7s %*s %*s %*s %511s", &a, &b, perms, path) >= 3 && strchr(p, '-') < strchr(p, ' ')) {
 			lo = a, hi = b;
 			cand = perms[1] == '-' && perms[3] == 'p' && path[0] == '/';
+			if (!strcmp(path, "[stack]"))
+				stack_lo = a;
 		} else if (cand && strncmp(p, "Anonymous:", 10) == 0) {
 			if (strtoul(p + 10, NULL, 10) == 0 && nshed < 64) {
 				shed_ranges[nshed].lo = lo;
@@ -464,7 +495,10 @@ static int listen_socket(void)
 void criserver_cmon(int argc, char **argv)
 {
 	M.mlog = M.logfd = M.lsock = M.stdin_fd = M.console = -1;
-	/* Field by field: a struct literal would touch the 16 kB buffers. */
+	M.id = M.log_path = M.oom_path = M.fifo = "";
+	M.out[0].buf = streambuf[0];
+	M.out[1].buf = streambuf[1];
+	M.wbuf = logbuf;
 	M.out[0].fd = M.out[1].fd = -1;
 	M.out[0].name = "stdout";
 	M.out[1].name = "stderr";
@@ -510,6 +544,8 @@ void criserver_cmon(int argc, char **argv)
 	}
 	mlog("INFO", "msg=\"container created\" pid=%d", M.init);
 	ready(M.init, NULL);
+	drop(cfgbuf, sizeof cfgbuf);
+	drop(rep, sizeof rep);
 	shed();
 	cmon_loop();
 }
