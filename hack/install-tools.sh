@@ -64,6 +64,14 @@ if [[ ! -x $TOOLS_BIN/critest || ! -f $(stamp critest "$CRITOOLS_VERSION") ]]; t
   touch "$(stamp critest "$CRITOOLS_VERSION")"
 fi
 
+# The kubelet, built from hack/tools/kubelet (pinned k8s.io/kubernetes): the
+# e2e runs it in standalone mode against cri-server. A few minutes to build.
+if [[ ! -x $TOOLS_BIN/kubelet || ! -f $(stamp kubelet "$KUBELET_VERSION") ]]; then
+  log "building kubelet $KUBELET_VERSION"
+  (cd "$REPO_ROOT/hack/tools/kubelet" && go build -o "$TOOLS_BIN/kubelet" k8s.io/kubernetes/cmd/kubelet)
+  touch "$(stamp kubelet "$KUBELET_VERSION")"
+fi
+
 # crictl talks to our socket by default.
 if [[ ! -f /etc/crictl.yaml ]] || ! grep -q cri-server /etc/crictl.yaml; then
   cat > /etc/crictl.yaml <<YAML

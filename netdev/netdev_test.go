@@ -79,7 +79,14 @@ func newNetNS(t *testing.T) string {
 	run("ip", "-n", name, "link", "set", "va", "up")
 	run("ip", "-n", name, "link", "set", "vb", "up")
 	// Nobody answers 192.0.2.9: va sends ARP requests, vb receives them.
-	run("ip", "netns", "exec", name, "bash", "-c", "echo hi > /dev/udp/192.0.2.9/9")
+	// A veth has no carrier for a moment after it comes up (longer on a
+	// loaded machine) and drops what is sent meanwhile: send until the
+	// counters move.
+	run("ip", "netns", "exec", name, "bash", "-c", `for i in $(seq 100); do
+		echo hi > /dev/udp/192.0.2.9/9
+		if (( $(cat /sys/class/net/va/statistics/tx_packets) > 0 && $(cat /sys/class/net/vb/statistics/rx_packets) > 0 )); then exit 0; fi
+		sleep 0.05
+	done; echo "va sent nothing vb received in 5s"; exit 1`)
 	return "/run/netns/" + name
 }
 
