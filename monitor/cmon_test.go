@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/monitor"
@@ -108,17 +110,17 @@ func TestCMonitorLongLinesSplit(t *testing.T) {
 
 func TestCMonitorReopenDuringOutputLosesNothing(t *testing.T) {
 	skipGo(t)
-	const n = 100000
+	const n = 1000000
 	c := spawn(t, "seq", "1", strconv.Itoa(n))
 	call(t, c, monitor.OpStart)
 	var files []string
-	for i := 0; i < 20 && !monitor.HasExit(c.bundle); i++ {
+	for i := 0; i < 500 && !monitor.HasExit(c.bundle); i++ {
 		f := fmt.Sprintf("%s.%d", c.log, i)
 		if err := os.Rename(c.log, f); err == nil {
 			files = append(files, f)
 		}
 		monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpReopenLog})
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	if r := call(t, c, monitor.OpWait); r.Exit.Code != 0 {
 		t.Fatalf("exit %+v", r.Exit)
@@ -162,5 +164,71 @@ func TestCMonitorLeaksNoFdIntoContainer(t *testing.T) {
 	// 0-2 are the stdio, 3 is ls's own listing.
 	if strings.Join(fds, " ") != "0 1 2 3" {
 		t.Fatalf("the container has fds %v (the daemon's stray fd is %d)", fds, fd)
+	}
+}
+
+// A start with poststart hooks is the executor's (a Go helper of the C
+// monitor); so is a kill of every process.
+func TestCMonitorStartAndKillByHelper(t *testing.T) {
+	skipGo(t)
+	dir := t.TempDir()
+	c := ctr{bundle: filepath.Join(dir, "b"), log: filepath.Join(dir, "c.log")}
+	os.Mkdir(c.bundle, 0o700)
+	spec := &specs.Spec{Process: &specs.Process{Args: []string{"/bin/sh", "-c", "echo up; exec sleep 100"}},
+		Hooks: &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/true"}}}}
+	if _, err := monitor.Spawn(context.Background(), os.Args[0], c.bundle, monitor.Config{ID: "c1", LogPath: c.log, OCIStateDir: c.bundle}, spec); err != nil {
+		t.Fatal(err)
+	}
+	if r := call(t, c, monitor.OpStart); !r.Started {
+		t.Fatalf("start: %+v", r)
+	}
+	for i := 0; i < 500 && len(logLines(t, c.log)) == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpKill, Signal: 9, All: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := call(t, c, monitor.OpWait)
+	if r.Exit == nil || r.Exit.Code != 137 || r.Exit.Signal != 9 {
+		t.Fatalf("exit %+v", r.Exit)
+	}
+	if got := logLines(t, c.log); len(got) != 1 || got[0] != "stdout F up" {
+		t.Fatalf("log %q", got)
+	}
+}
+
+// A monitor with every connection slot taken answers "busy" rather than
+// hanging up: the daemon must not take it for dead.
+func TestCMonitorBusyIsAnAnswer(t *testing.T) {
+	skipGo(t)
+	c := spawn(t, "sleep", "100")
+	var conns []net.Conn
+	defer func() {
+		for _, cn := range conns {
+			cn.Close()
+		}
+	}()
+	for len(conns) < 64 {
+		cn, err := net.Dial("unix", filepath.Join(c.bundle, monitor.SocketFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+	}
+	_, err := monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpStatus})
+	if err == nil || errors.Is(err, monitor.ErrGone) || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("status with every slot taken: %v", err)
+	}
+	for _, cn := range conns {
+		cn.Close()
+	}
+	conns = nil
+	for i := 0; ; i++ {
+		if _, err := monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpStatus}); err == nil {
+			break
+		} else if i == 100 {
+			t.Fatalf("status once the slots are free: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -70,8 +70,9 @@ func helperMonitor(bundle string) (*monitor, *os.File, error) {
 // only where have, three of '0' or '1', says 1) and answers on the socket at fd 3, then exits: the init is
 // reparented to the C monitor, its subreaper.
 func CreateMain(args []string) int {
-	sock := os.NewFile(3, "cmon")
-	if sock == nil || len(args) != 2 || len(args[1]) != 3 {
+	// The socket stays a bare fd: an *os.File's finalizer could close it
+	// before the answer is sent.
+	if _, err := unix.FcntlInt(3, unix.F_GETFD, 0); err != nil || len(args) != 2 || len(args[1]) != 3 {
 		fmt.Fprintln(os.Stderr, "usage: cri-server-shim monitor-create <bundle> (run by the monitor)")
 		return 2
 	}

@@ -496,7 +496,14 @@ static void accept_clients(void)
 		while (i < CMON_CLIENTS && M.cl[i].state != CL_FREE)
 			i++;
 		if (i == CMON_CLIENTS) {
-			close(fd); /* a daemon that opens 64 at once retries */
+			/* An answer, not a hang-up: a caller must not take a busy
+			 * monitor for a dead one. */
+			char buf[2048];
+			size_t n = format_reply(buf, sizeof buf, "monitor busy: too many connections");
+			if (write(fd, buf, n) < 0) {
+				/* it left already */
+			}
+			close(fd);
 			continue;
 		}
 		/* Field by field: a literal would touch the whole request buffer. */
