@@ -70,6 +70,19 @@ struct cmon {
 	int ep, sigfd, lsock, started, reaped, wstatus, oom_killed, recorded;
 	char reaped_at[48];
 	struct exitrec exit;
+	/* the loop's phase after the init's exit (loop.c) */
+	int phase, did_control;
+	long long deadline;
+	/* what shed found (start.c) */
+	struct {
+		unsigned long lo, hi;
+	} shed_ranges[32];
+	int nshed;
+	unsigned long stack_lo;
+	/* the strings above, when they fit: no heap, and on M's hot pages */
+	char arena[2048];
+	size_t arena_n;
+	const char *bundle_arg;
 	struct client cl[CMON_CLIENTS];
 };
 

@@ -23,9 +23,10 @@
 enum { K_STREAM = 1, K_SIG, K_LISTEN, K_CLIENT };
 enum { P_RUN, P_DRAIN, P_CLOSING, P_LINGER, P_FINAL };
 
-static int phase;
-static int did_control; /* a client came since the last reshed */
-static long long deadline; /* ms, CLOCK_MONOTONIC, of the current phase */
+/* In M, on its hot page, rather than on pages of their own: */
+#define phase M.phase		/* P_* */
+#define did_control M.did_control /* a client came since the last trim */
+#define deadline M.deadline	/* ms, CLOCK_MONOTONIC, of the current phase */
 
 static long long now_ms(void)
 {

@@ -28,7 +28,7 @@ struct cmon M;
  * once output flows. */
 static char streambuf[2][CMON_LINE], logbuf[CMON_LOGBUF];
 
-static const char *bundle_arg;
+#define bundle_arg M.bundle_arg
 
 void now_rfc3339(char *dst, size_t n)
 {
@@ -113,6 +113,12 @@ static __attribute__((noreturn)) void fail(const char *what)
 
 static char *xstrdup(const char *s)
 {
+	size_t n = strlen(s) + 1;
+	if (M.arena_n + n <= sizeof M.arena) {
+		char *d = memcpy(M.arena + M.arena_n, s, n);
+		M.arena_n += n;
+		return d;
+	}
 	char *d = strdup(s);
 	if (!d)
 		fail("copy config");
@@ -165,12 +171,15 @@ uint64_t read_oom(const char *path)
 }
 
 /* monitor.cfg: "key value" lines written by monitor.Spawn. */
-static char cfgbuf[16384], rep[16384]; /* start-up only: dropped after */
+/* Start-up scratch, mapped for it and unmapped after: no page of the
+ * binary's bss stays touched for it. */
+#define CMON_SCRATCH 16384
+static char *cfgbuf, *rep;
 
 static int read_config(void)
 {
 	char *buf = cfgbuf;
-	if (readfile("monitor.cfg", buf, sizeof cfgbuf) < 0)
+	if (readfile("monitor.cfg", buf, CMON_SCRATCH) < 0)
 		return -1;
 	for (char *p = buf; *p;) {
 		char *nl = strchr(p, '\n');
@@ -334,7 +343,7 @@ static void create(void)
 	int console = -1;
 	for (;;) {
 		char cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec iov = {rep + got, sizeof rep - 1 - got};
+		struct iovec iov = {rep + got, CMON_SCRATCH - 1 - got};
 		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
 		ssize_t r = recvmsg(sp[0], &mh, MSG_CMSG_CLOEXEC);
 		if (r < 0 && errno == EINTR)
@@ -345,7 +354,7 @@ static void create(void)
 			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && console < 0)
 				memcpy(&console, CMSG_DATA(c), sizeof console);
 		got += (size_t)r;
-		if (got == sizeof rep - 1)
+		if (got == CMON_SCRATCH - 1)
 			break;
 	}
 	rep[got] = 0;
@@ -394,11 +403,9 @@ static void create(void)
  * file-backed and unmodified, so MADV_DONTNEED loses nothing: the loop
  * faults back the few it runs. A mapping with an anonymous (copied)
  * page, such as RELRO, is kept whole. */
-static struct {
-	unsigned long lo, hi;
-} shed_ranges[64];
-static int nshed;
-static unsigned long stack_lo;
+#define shed_ranges M.shed_ranges
+#define nshed M.nshed
+#define stack_lo M.stack_lo
 
 /* drop gives back the whole pages inside [p, p+n), scratch whose contents
  * no longer matter (they read as zeros when touched again). */
@@ -420,7 +427,7 @@ void reshed(void)
 	for (int i = 0; i < nshed; i++)
 		madvise((void *)shed_ranges[i].lo, shed_ranges[i].hi - shed_ranges[i].lo, MADV_DONTNEED);
 	volatile char here = 0;
-	unsigned long end = ((unsigned long)&here - 16384) & ~4095UL;
+	unsigned long end = ((unsigned long)&here - 8192) & ~4095UL;
 	if (stack_lo && end > stack_lo)
 		madvise((void *)stack_lo, end - stack_lo, MADV_DONTNEED);
 }
@@ -458,7 +465,7 @@ static void shed(void)
 			if (!strcmp(path, "[stack]"))
 				stack_lo = a;
 		} else if (cand && strncmp(p, "Anonymous:", 10) == 0) {
-			if (strtoul(p + 10, NULL, 10) == 0 && nshed < 64) {
+			if (strtoul(p + 10, NULL, 10) == 0 && nshed < (int)(sizeof shed_ranges / sizeof shed_ranges[0])) {
 				shed_ranges[nshed].lo = lo;
 				shed_ranges[nshed++].hi = hi;
 			}
@@ -516,6 +523,10 @@ void criserver_cmon(int argc, char **argv)
 	if (chdir(bundle_arg) < 0)
 		fail("enter bundle");
 	M.mlog = open("monitor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	cfgbuf = mmap(NULL, 2 * CMON_SCRATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (cfgbuf == MAP_FAILED)
+		fail("map start-up buffers");
+	rep = cfgbuf + CMON_SCRATCH;
 	if (read_config() < 0)
 		fail("read monitor.cfg");
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
@@ -544,8 +555,7 @@ void criserver_cmon(int argc, char **argv)
 	}
 	mlog("INFO", "msg=\"container created\" pid=%d", M.init);
 	ready(M.init, NULL);
-	drop(cfgbuf, sizeof cfgbuf);
-	drop(rep, sizeof rep);
+	munmap(cfgbuf, 2 * CMON_SCRATCH);
 	shed();
 	cmon_loop();
 }
