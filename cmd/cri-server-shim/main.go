@@ -1,7 +1,8 @@
 // Command cri-server-shim holds only the entry points that cri-server
 // re-executes once per container: the monitor (`monitor <bundle>`, one per
-// running container, for its whole life) and the container init (`init`,
-// once per create and per exec). It links no gRPC, protobuf, CRI API,
+// running container, for its whole life: the C one of monitor/cmon, from a
+// constructor, and its Go helpers `monitor-create` and `monitor-op`) and
+// the container init (`init`, once per create and per exec). It links no gRPC, protobuf, CRI API,
 // metrics or image code, so a monitor or an init starts without their
 // package init and keeps none of their memory.
 //
