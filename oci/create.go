@@ -71,6 +71,12 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		return nil, err
 	}
 	defer parent.Close()
+	ho, err := r.handOver(cmd, plan, spec, rootfs)
+	if err != nil {
+		r.closeChildFiles(cmd)
+		return nil, err
+	}
+	defer ho.close()
 	if err := r.startInit(cmd, plan, mgr, spec.Process, &ph); err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
 	}
@@ -85,7 +91,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	}
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
-		Seccomp: in.bpf, SeccompFlags: in.bpfFlags, CgroupPaths: mgr.Paths()}
+		Seccomp: in.bpf, SeccompFlags: in.bpfFlags, CgroupPaths: mgr.Paths(), MountFds: ho.mountFds, RootFromCwd: ho.rootFromCwd}
 	if plan.cloneFlags&unix.CLONE_NEWNS != 0 && hasCgroupMount(spec) {
 		// Read while the init starts up; cached by a long-lived parent.
 		if cfg.CgroupMounts, err = cgroupHierarchies(); err != nil {
@@ -93,9 +99,14 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		}
 	}
 	console, it, err := r.driveInit(ctx, conn, cfg, st)
+	if st.Pid != pid { // the constructor forked the init into its PID namespace
+		undo = append(undo, func() { killAdopted(st.Pid) })
+		err = r.settleAdopted(err, cmd, mgr, st.Pid, spec.Process, console)
+	}
 	if err != nil {
 		return nil, err
 	}
+	pid = st.Pid
 	ph.init(it)
 	// Limits go on once the init is set up: its Go runtime has made its
 	// threads by now, and a small pids.max would otherwise kill it (runc
@@ -117,7 +128,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	}
 	ph.mark(&ph.save)
 	r.log.Info("container created", append([]any{"container", id, "pid", pid}, ph.attrs()...)...)
-	return &Container{ID: id, Pid: pid, Console: console, cmd: cmd}, nil
+	return newContainer(id, pid, console, cmd), nil
 }
 
 // createInputs are what a create derives from its arguments before it
@@ -225,6 +236,10 @@ func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig,
 				return console, nil, errors.New("init failed")
 			}
 			return console, nil, m.Error.toError()
+		case msgPid:
+			if err := r.adoptInit(st, m.Pid); err != nil {
+				return console, nil, err
+			}
 		case msgConsole:
 			if console, err = conn.recvFd(); err != nil {
 				return console, nil, err
@@ -304,6 +319,9 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 	}
 	if len(plan.nsenter) > 0 {
 		cmd.Env = append(cmd.Env, nsenterEnv+"="+nsenterValue(plan.nsenter))
+	}
+	if plan.unshare != 0 {
+		cmd.Env = append(cmd.Env, unshareEnv+"="+strconv.FormatUint(uint64(plan.unshare), 10))
 	}
 	if plan.cloneFlags&unix.CLONE_NEWUSER != 0 {
 		cmd.SysProcAttr.UidMappings = idMaps(l.UIDMappings)

@@ -235,6 +235,11 @@ func lookExec(p *specs.Process) (string, []string, error) {
 // across setuid, seccomp last (it may forbid what came before).
 func finalize(p *specs.Process, cfg *initConfig, path string, env []string) error {
 	last := lastCap()
+	// Before seccomp (a profile may forbid the write) and while still root;
+	// it takes effect at the exec below.
+	if err := applyAppArmor(p.ApparmorProfile); err != nil {
+		return err
+	}
 	if !p.NoNewPrivileges {
 		// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
 		// which the user's capabilities usually lack: install it now, as

@@ -41,6 +41,9 @@ type nsPlan struct {
 	// is not itself in the container's cgroup namespace, which an
 	// nsdelegate cgroup2 mount would refuse.
 	nsenter []nsJoin
+	// unshare: new namespaces the constructor makes after joining a user
+	// namespace by path, so that it owns them (see oci/nsenter/userns.c).
+	unshare uintptr
 }
 
 type nsJoin struct {
@@ -66,13 +69,8 @@ func planNamespaces(l *specs.Linux) (*nsPlan, error) {
 		}
 		p.add(nsJoin{ns.Type, ns.Path})
 	}
-	for _, j := range p.nsenter {
-		// The new namespaces come from clone in the parent, owned by the
-		// host's user namespace; owning them by a joined one needs unshare in
-		// the constructor, which is not written yet.
-		if j.typ == specs.UserNamespace && p.cloneFlags&^unix.CLONE_NEWNS != 0 {
-			return nil, errdefs.Unimplemented("linux.namespaces: joining a user namespace while creating other namespaces")
-		}
+	if hasJoin(p.nsenter, specs.UserNamespace) {
+		p.unshareAfterUserJoin()
 	}
 	if p.cloneFlags&unix.CLONE_NEWUSER == 0 && (len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0) && !hasJoin(p.nsenter, specs.UserNamespace) {
 		return nil, errdefs.InvalidArgument("linux.uidMappings: given without a user namespace")

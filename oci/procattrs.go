@@ -65,10 +65,5 @@ func validateUnsupported(s *specs.Spec) error {
 	if s.Process.Scheduler != nil {
 		return errdefs.Unimplemented("process.scheduler: not supported")
 	}
-	for i, m := range s.Mounts {
-		if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
-			return errdefs.Unimplemented("mounts[%d]: idmapped mounts are not supported", i)
-		}
-	}
-	return nil
+	return validateIdmapMounts(s)
 }

@@ -18,24 +18,31 @@ import (
 // visible on the host and everything goes away with the namespace.
 func setupRootfs(cfg *initConfig, newNS map[specs.LinuxNamespaceType]bool, conn syncConn) error {
 	spec := cfg.Spec
+	if cfg.RootFromCwd {
+		if err := rootFromCwd(cfg); err != nil {
+			return err
+		}
+	}
 	if err := prepareRootPropagation(cfg.Rootfs, spec.Linux.RootfsPropagation); err != nil {
 		return err
 	}
-	if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs: %w", err)
+	if !cfg.RootFromCwd {
+		if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind rootfs: %w", err)
+		}
 	}
 	root, err := unix.Open(cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open rootfs: %w", err)
 	}
 	defer unix.Close(root)
-	userns := newNS[specs.UserNamespace]
+	userns := newNS[specs.UserNamespace] || joinsUserNS(spec.Linux)
 	devBind := false
 	for i, m := range spec.Mounts {
 		if filepath.Clean(m.Destination) == "/dev" && m.Type == "bind" {
 			devBind = true
 		}
-		if err := mountOne(root, cfg, m, newNS[specs.CgroupNamespace]); err != nil {
+		if err := mountOne(root, cfg, m, newNS[specs.CgroupNamespace], cfg.mountFd(i)); err != nil {
 			return fmt.Errorf("mounts[%d] %s: %w", i, m.Destination, err)
 		}
 	}
@@ -54,7 +61,7 @@ func setupRootfs(cfg *initConfig, newNS map[specs.LinuxNamespaceType]bool, conn 
 }
 
 // mountOne mounts m with its destination resolved inside root.
-func mountOne(root int, cfg *initConfig, m specs.Mount, cgroupNS bool) error {
+func mountOne(root int, cfg *initConfig, m specs.Mount, cgroupNS bool, tree int) error {
 	dest := filepath.Clean(m.Destination)
 	if err := checkProcSys(dest, m.Type); err != nil {
 		return err
@@ -79,11 +86,11 @@ func mountOne(root int, cfg *initConfig, m specs.Mount, cgroupNS bool) error {
 	switch typ {
 	case "bind":
 		src := m.Source
-		fi, serr := os.Stat(src)
+		isDir, serr := bindSourceIsDir(src, tree)
 		if serr != nil {
-			return invalidf("source %s: %v", src, serr)
+			return serr
 		}
-		if fi.IsDir() {
+		if isDir {
 			fd, err = mkdirAllInRoot(root, dest)
 		} else {
 			fd, err = createFileInRoot(root, dest)
@@ -93,7 +100,11 @@ func mountOne(root int, cfg *initConfig, m specs.Mount, cgroupNS bool) error {
 		}
 		defer unix.Close(fd)
 		target := procFd(fd)
-		if err := unix.Mount(src, target, "", unix.MS_BIND|(o.flags&unix.MS_REC), ""); err != nil {
+		if tree >= 0 {
+			if err := attachTree(tree, fd); err != nil {
+				return err
+			}
+		} else if err := unix.Mount(src, target, "", unix.MS_BIND|(o.flags&unix.MS_REC), ""); err != nil {
 			return fmt.Errorf("bind %s: %w", src, err)
 		}
 		// The fd still names the file under the new mount; remounts and

@@ -50,10 +50,16 @@ type Container struct {
 	Pid     int
 	Console *os.File // pty master when process.terminal, else nil
 	cmd     *exec.Cmd
+	adopted *os.Process // the init forked by the constructor (userns.go), else nil
 }
 
 // Wait blocks until the container's init exits and returns its status.
-func (c *Container) Wait() (ExitStatus, error) { return waitCmd(c.cmd) }
+func (c *Container) Wait() (ExitStatus, error) {
+	if c.adopted != nil {
+		return waitAdopted(c.adopted)
+	}
+	return waitCmd(c.cmd)
+}
 
 // Process is an extra process executed in a running container.
 type Process struct {

@@ -29,6 +29,7 @@ const (
 	msgConsole   msgType = "console"   // init -> parent: pty master follows
 	msgReady     msgType = "ready"     // init -> parent: set up, waiting on the barrier
 	msgError     msgType = "error"     // init -> parent: setup failed
+	msgPid       msgType = "pid"       // constructor -> parent: the init forked into its new PID namespace
 )
 
 type syncMsg struct {
@@ -36,6 +37,7 @@ type syncMsg struct {
 	Config *initConfig `json:"config,omitempty"`
 	Error  *initError  `json:"error,omitempty"`
 	Times  *initTimes  `json:"times,omitempty"` // with msgReady
+	Pid    int         `json:"pid,omitempty"`   // with msgPid
 }
 
 // initTimes are the init's milestones (Unix ns, the parent's clock too), so
@@ -61,6 +63,11 @@ type initConfig struct {
 	// CgroupMounts are the host's hierarchies when the init's mount
 	// namespace is a copy of ours; nil makes the init read mountinfo.
 	CgroupMounts []cgroupHier `json:"cgroupMounts,omitempty"`
+	// MountFds are the init's fds of bind mounts the parent prepared
+	// (idmap.go), in spec.Mounts order; -1 where it mounts by path.
+	MountFds []int `json:"mountFds,omitempty"`
+	// RootFromCwd: the rootfs is the init's working directory (userns.go).
+	RootFromCwd bool `json:"rootFromCwd,omitempty"`
 }
 
 type syncConn struct{ fd int }

@@ -8,9 +8,9 @@ import (
 	"github.com/cri-server/cri-server/errdefs"
 )
 
-// validateSpec refuses what we cannot honour, naming the field. AppArmor and
-// SELinux are refused rather than ignored: this kernel has neither, and a
-// profile silently dropped is a security hole.
+// validateSpec refuses what we cannot honour, naming the field. An AppArmor
+// profile on a node without AppArmor, and any SELinux label, are refused
+// rather than ignored: a profile silently dropped is a security hole.
 func validateSpec(s *specs.Spec) error {
 	switch {
 	case s == nil:
@@ -48,8 +48,8 @@ func validateSpec(s *specs.Spec) error {
 }
 
 func validateProcess(p *specs.Process) error {
-	if p.ApparmorProfile != "" {
-		return errdefs.InvalidArgument("process.apparmorProfile: AppArmor is not available on this kernel")
+	if err := checkAppArmor(p.ApparmorProfile); err != nil {
+		return err
 	}
 	if p.SelinuxLabel != "" {
 		return errdefs.InvalidArgument("process.selinuxLabel: SELinux is not available on this kernel")

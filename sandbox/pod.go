@@ -58,6 +58,8 @@ type Pod struct {
 	IPCNS string `json:"ipcns,omitempty"`
 	UTSNS string `json:"utsns,omitempty"`
 	PIDNS string `json:"pidns,omitempty"`
+	// UserNS is the pod's user namespace (hostUsers: false, userns.go).
+	UserNS string `json:"userns,omitempty"`
 	// InitPID is the reaping init of a shared PID namespace, 0 if none.
 	InitPID int `json:"initPid,omitempty"`
 

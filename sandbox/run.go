@@ -91,6 +91,9 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	if err := writePodFiles(p, cfg); err != nil {
 		return nil, err
 	}
+	if err := ownPodFiles(p, plan.userns); err != nil {
+		return nil, err
+	}
 	p.State = StateReady
 	t1 := time.Now()
 	if err := m.update(e, p); err != nil {
@@ -190,6 +193,7 @@ type runPlan struct {
 	devSysctls []sysctl // set in the netns after CNI ADD made the devices
 	hostname   string
 	parent     string
+	userns     *userNSPlan // nil: the host's user namespace
 }
 
 // planRun validates cfg before anything is created or reserved.
@@ -228,17 +232,24 @@ func planRun(cfg *runtime.PodSandboxConfig, handler string) (*runPlan, error) {
 	early, late := splitSysctls(sysctls)
 	return &runPlan{
 		nso: nso, hostNet: hostNet, ownIPC: ownIPC, sharedPID: nso.GetPid() == runtime.NamespaceMode_POD,
-		sysctls: early, devSysctls: late, hostname: hostname, parent: parent,
+		sysctls: early, devSysctls: late, hostname: hostname, parent: parent, userns: planUserNS(cfg),
 	}, nil
 }
 
 // setupKernel creates the pod's namespaces, /dev/shm and cgroup. What it
 // made is in p when it fails, for the caller's teardown.
 func (m *Manager) setupKernel(p *Pod, plan *runPlan) error {
-	ns, err := createNamespaces(nsRequest{
+	req := nsRequest{
 		dir: p.Dir, net: !plan.hostNet, ipc: plan.ownIPC, uts: !plan.hostNet,
 		pid: plan.sharedPID, hostname: plan.hostname, sysctls: plan.sysctls,
-	})
+	}
+	var ns nsResult
+	var err error
+	if plan.userns != nil {
+		ns, p.UserNS, err = createUserNamespaces(req, plan.userns)
+	} else {
+		ns, err = createNamespaces(req)
+	}
 	p.NetNS, p.IPCNS, p.UTSNS, p.PIDNS, p.InitPID = ns.net, ns.ipc, ns.uts, ns.pid, ns.initPID
 	if err != nil {
 		return err

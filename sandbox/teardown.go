@@ -171,7 +171,7 @@ func (m *Manager) teardown(ctx context.Context, p *Pod, strict bool) error {
 	// The fixed paths, not the record's: a setup that died before its
 	// record was stored left them all the same.
 	var errs []error
-	for _, ns := range []string{"pidns", "utsns", "ipcns", "netns"} {
+	for _, ns := range []string{"pidns", "utsns", "ipcns", "netns", "userns"} {
 		errs = append(errs, unpin(filepath.Join(p.Dir, ns)))
 	}
 	errs = append(errs, unmountShm(filepath.Join(p.Dir, "shm")))

@@ -88,6 +88,9 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 		return nil, fmt.Errorf("mount rootfs: %w", err)
 	}
 	undo = append(undo, func(c context.Context) { s.imageDeps.Remove(c, id) })
+	if err := idmapRootfs(rootfs, pod.UserNS, sbCfg); err != nil {
+		return nil, err
+	}
 	specCfg, statusMounts, err := s.prepareMounts(ctx, id, cfg)
 	if err != nil {
 		return nil, err
@@ -99,7 +102,7 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 	}
 	in := spec.Input{
 		ID: id, Config: specCfg, Sandbox: sbCfg, SandboxID: pod.ID, Image: img.Config, ImageName: cfg.Image.Image,
-		Rootfs: rootfs, NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PIDNS: pidns,
+		Rootfs: rootfs, NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PIDNS: pidns, UserNS: pod.UserNS,
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
 		CgroupParent: pod.CgroupParent, DaemonOOMScoreAdj: s.oomScoreAdj, CapSysResource: s.capSysResource, Log: log,
 	}

@@ -21,6 +21,7 @@ type podInfo struct {
 	Ready  bool
 	// Pinned namespace paths; "" for a namespace the pod does not hold.
 	NetNS, IPCNS, UTSNS, PIDNS                   string
+	UserNS                                       string // the pod's user namespace, "" for the host's
 	HostnamePath, HostsPath, ResolvPath, ShmPath string
 	CgroupParent                                 string
 	LogDirectory                                 string

@@ -2,10 +2,13 @@ package server
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-server/cri-server/oci"
 	"github.com/cri-server/cri-server/oci/spec"
 )
 
@@ -45,12 +48,51 @@ func securityFeatures() *runtime.RuntimeFeatures {
 // securityInfo goes into the verbose Status info, for an operator asking
 // what the node enforces: the CRI has no field for seccomp or the LSMs.
 func securityInfo() map[string]string {
-	lsm := func(present bool) string {
-		if present {
-			return "present on the node, not applied by cri-server"
-		}
-		return "not on this node"
-	}
 	l := hostLSMs()
-	return map[string]string{"seccomp": "enforced", "apparmor": lsm(l.AppArmor), "selinux": lsm(l.SELinux)}
+	aa := "not on this node: RuntimeDefault and Unconfined are ignored, Localhost profiles refused"
+	if l.AppArmor {
+		aa = "enforced: RuntimeDefault (and no profile, unprivileged) is " + oci.DefaultAppArmorProfile + ", Localhost profiles applied"
+	}
+	se := "not on this node: selinux_options ignored"
+	if l.SELinux {
+		se = "on this node, not applied by cri-server: selinux_options refused"
+	}
+	userns := "not supported by this kernel"
+	if userNamespacesSupported() {
+		userns = "supported: pods with hostUsers: false get their own user namespace and idmapped rootfs"
+	}
+	return map[string]string{"seccomp": "enforced", "apparmor": aa, "selinux": se,
+		"lsms": activeLSMs(), "userNamespaces": userns}
 }
+
+// activeLSMs is the kernel's list of active security modules.
+func activeLSMs() string {
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil {
+		return "unknown (securityfs not mounted)"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// idmapRootfs makes the rootfs of a container in a pod with its own user
+// namespace appear owned by the pod's ids (an overlay of idmapped layers):
+// without it the image's files are the host root's, which the container's
+// root cannot write, and nobody's inside.
+func idmapRootfs(rootfs, userns string, sb *runtime.PodSandboxConfig) error {
+	if userns == "" {
+		return nil
+	}
+	uids, gids := spec.PodIDMappings(sb)
+	if len(uids) == 0 || len(gids) == 0 {
+		return nil
+	}
+	if err := oci.IdmapOverlay(rootfs, userns, int(uids[0].HostID), int(gids[0].HostID)); err != nil {
+		return fmt.Errorf("idmap rootfs: %w", err)
+	}
+	return nil
+}
+
+// userNamespacesSupported: pods with hostUsers: false need user namespaces
+// (a kernel may cap them at 0) and idmapped mounts for their rootfs,
+// probed once.
+var userNamespacesSupported = sync.OnceValue(oci.UserNSSupported)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -58,23 +59,31 @@ func TestStatusSecurityFeatures(t *testing.T) {
 	if !resp.GetFeatures().GetSupplementalGroupsPolicy() {
 		t.Fatal("SupplementalGroupsPolicy not claimed")
 	}
-	if h := resp.GetRuntimeHandlers(); len(h) != 1 || h[0].GetFeatures().GetUserNamespaces() {
-		t.Fatalf("user namespaces claimed before they are supported: %v", h)
+	// critest keys its UserNamespaces specs on this; this kernel has both
+	// user namespaces and idmapped mounts.
+	if h := resp.GetRuntimeHandlers(); len(h) != 1 || !h[0].GetFeatures().GetUserNamespaces() {
+		t.Fatalf("user namespaces not claimed: %v", h)
 	}
 	var info map[string]string
-	if err := json.Unmarshal([]byte(resp.Info["security"]), &info); err != nil || info["seccomp"] != "enforced" || info["apparmor"] == "" {
+	if err := json.Unmarshal([]byte(resp.Info["security"]), &info); err != nil || info["seccomp"] != "enforced" ||
+		info["apparmor"] == "" || info["lsms"] == "" || !strings.HasPrefix(info["userNamespaces"], "supported") {
 		t.Fatalf("security info %q: %v", resp.Info["security"], err)
+	}
+	if !hostLSMs().AppArmor && !strings.HasPrefix(info["apparmor"], "not on this node") {
+		t.Fatalf("apparmor info %q on a node without AppArmor", info["apparmor"])
 	}
 }
 
-// A pod asking for a user namespace is refused before anything is made.
+// A pod asking for a user namespace the CRI does not allow, or without
+// the one mapping each the kubelet sends, is refused before anything is
+// made.
 func TestRunPodSandboxRefusesUserNS(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		mode    runtime.NamespaceMode
 		wantErr error
 	}{
-		{"POD: not supported yet", runtime.NamespaceMode_POD, errdefs.ErrNotImplemented},
+		{"POD without mappings", runtime.NamespaceMode_POD, errdefs.ErrInvalidArgument},
 		{"CONTAINER: invalid", runtime.NamespaceMode_CONTAINER, errdefs.ErrInvalidArgument},
 		{"TARGET: invalid", runtime.NamespaceMode_TARGET, errdefs.ErrInvalidArgument},
 	} {

@@ -26,11 +26,10 @@ func (s *Server) Status(ctx context.Context, r *runtime.StatusRequest) (*runtime
 		RuntimeHandlers: []*runtime.RuntimeHandler{{
 			Name: "", // the default handler
 			Features: &runtime.RuntimeHandlerFeatures{
-				// Promised only once the containers and security issues
-				// implement them: the kubelet refuses pods that rely on a
-				// feature the handler does not claim.
+				// The kubelet refuses pods that rely on a feature the
+				// handler does not claim.
 				RecursiveReadOnlyMounts: recursiveReadOnlySupported(),
-				UserNamespaces:          false,
+				UserNamespaces:          userNamespacesSupported(),
 			},
 		}},
 		Features: securityFeatures(),

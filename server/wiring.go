@@ -30,7 +30,7 @@ func (a podAdapter) Pod(ctx context.Context, id string) (*podInfo, error) {
 			},
 		},
 		Ready: p.State == sandbox.StateReady,
-		NetNS: p.NetNS, IPCNS: p.IPCNS, UTSNS: p.UTSNS, PIDNS: p.PIDNS,
+		NetNS: p.NetNS, IPCNS: p.IPCNS, UTSNS: p.UTSNS, PIDNS: p.PIDNS, UserNS: p.UserNS,
 		HostnamePath: p.HostnamePath, HostsPath: p.HostsPath, ResolvPath: p.ResolvPath, ShmPath: p.ShmPath,
 		CgroupParent: p.CgroupParent, LogDirectory: p.LogDirectory,
 	}, nil

@@ -10,7 +10,7 @@
 
 /* Report a failure to the parent as a sync frame on fd 3 (4-byte little-endian
  * length, then JSON), the same format as oci/sync.go, then exit. */
-static void fail(const char *what, const char *path, int err)
+void criserver_fail(const char *what, const char *path, int err)
 {
 	char body[512], msg[300];
 	snprintf(msg, sizeof msg, "nsenter: %s %s: %s", what, path, strerror(err));
@@ -30,6 +30,8 @@ static void fail(const char *what, const char *path, int err)
  * then skips the global lock whose write side waits for an RCU grace period
  * (see oci/cgroups/forkjoin.go). So this runs first, before any setns and
  * before the Go runtime starts its threads. */
+#define fail criserver_fail
+
 static void join_cgroups(void)
 {
 	const char *v = getenv("_CRISERVER_CGROUP_FDS");
@@ -70,10 +72,16 @@ static void new_cgroupns(void)
 	unsetenv("_CRISERVER_NEWCGROUPNS");
 }
 
+void criserver_hold(void);
+void criserver_unshare(void);
+void criserver_become_root(void);
+
 void criserver_nsenter(void)
 {
+	criserver_hold();
 	join_cgroups();
 	join_namespaces();
+	criserver_unshare();
 	new_cgroupns();
 }
 
@@ -88,10 +96,20 @@ static void join_namespaces(void)
 	char *list = strdup(v);
 	if (list == NULL)
 		fail("parse", "env", ENOMEM);
+	/* Every file is opened before the first setns, while we are the host's
+	 * root in the host's namespaces: once in a container's user namespace
+	 * we may no longer open another process's ns files (ptrace access,
+	 * refused while the container's init has not yet exec'd), and once in
+	 * its mount namespace the paths would resolve there. */
+	struct {
+		int fd, type;
+		const char *path;
+	} ns[3];
+	int n = 0;
 	char *save = NULL;
 	for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *path = strchr(tok, ':');
-		if (path == NULL)
+		if (path == NULL || n == 3)
 			fail("parse", tok, EINVAL);
 		*path++ = '\0';
 		int type = 0;
@@ -106,9 +124,15 @@ static void join_namespaces(void)
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			fail("open", path, errno);
-		if (setns(fd, type) < 0)
-			fail("setns", path, errno);
-		close(fd);
+		ns[n].fd = fd, ns[n].type = type, ns[n].path = path;
+		n++;
+	}
+	for (int i = 0; i < n; i++) {
+		if (setns(ns[i].fd, ns[i].type) < 0)
+			fail("setns", ns[i].path, errno);
+		close(ns[i].fd);
+		if (ns[i].type == CLONE_NEWUSER)
+			criserver_become_root();
 	}
 	free(list);
 	unsetenv("_CRISERVER_NSENTER");

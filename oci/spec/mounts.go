@@ -57,7 +57,11 @@ func addMounts(s *specs.Spec, mounts []*runtime.Mount) error {
 			opts = append(opts, "rw")
 		}
 		dst := filepath.Clean(m.ContainerPath)
-		replaceMount(s, specs.Mount{Destination: dst, Type: "bind", Source: m.HostPath, Options: opts})
+		mnt := specs.Mount{Destination: dst, Type: "bind", Source: m.HostPath, Options: opts}
+		if mnt.UIDMappings, mnt.GIDMappings, err = mountIDMaps(m); err != nil {
+			return err
+		}
+		replaceMount(s, mnt)
 		setRootPropagation(s, prop)
 	}
 	return nil

@@ -20,10 +20,10 @@ import (
 // in place (privileged makes /sys and the cgroupfs writable).
 func applySecurity(s *specs.Spec, in Input) error {
 	sc := in.Config.GetLinux().GetSecurityContext()
-	if err := checkLSMs(in); err != nil {
+	if err := checkLSMs(s, in); err != nil {
 		return err
 	}
-	if err := checkUserNS(in); err != nil {
+	if err := CheckPodUserNS(in.Sandbox); err != nil {
 		return err
 	}
 	s.Process.NoNewPrivileges = sc.GetNoNewPrivs()
@@ -207,43 +207,6 @@ func procPaths(in Input) (masked, readonly []string) {
 		return slices.Clone(masked), slices.Clone(readonly)
 	}
 	return MaskedPaths(), ReadonlyPaths()
-}
-
-// checkUserNS refuses a user namespace: cri-server does not map pods yet
-// (no per-pod id ranges; the executor has no idmapped rootfs or volumes),
-// and running the pod with the host's ids instead would silently give it
-// more than it asked for. The runtime handler does not claim
-// user_namespaces in Status, so the kubelet never sends one; this is for
-// other clients.
-func checkUserNS(in Input) error {
-	if err := CheckPodUserNS(in.Sandbox); err != nil {
-		return err
-	}
-	return checkUserNSOption(in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions())
-}
-
-// CheckPodUserNS is checkUserNS for RunPodSandbox, so that the pod is
-// refused before anything is created for it.
-func CheckPodUserNS(sb *runtime.PodSandboxConfig) error {
-	return checkUserNSOption(sb.GetLinux().GetSecurityContext().GetNamespaceOptions())
-}
-
-func checkUserNSOption(o *runtime.NamespaceOption) error {
-	u := o.GetUsernsOptions()
-	switch {
-	case u == nil || u.GetMode() == runtime.NamespaceMode_NODE:
-		return nil
-	case u.GetMode() == runtime.NamespaceMode_POD:
-		return errdefs.Unimplemented("namespace_options.userns_options: user namespaces (hostUsers: false) are not supported by cri-server yet")
-	}
-	return errdefs.InvalidArgument("namespace_options.userns_options: mode %v is not valid for a user namespace (POD or NODE)", u.GetMode())
-}
-
-// podUserNS: mode POD is the enum's zero value, so an absent userns_options
-// (every pod before user namespaces) must not count.
-func podUserNS(sb *runtime.PodSandboxConfig) bool {
-	u := sb.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
-	return u != nil && u.GetMode() == runtime.NamespaceMode_POD
 }
 
 // applyPrivileged: every capability, no seccomp, no masked or read-only

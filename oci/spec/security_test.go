@@ -119,11 +119,25 @@ func TestSecurityContext(t *testing.T) {
 				t.Errorf("masked %v ro %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
 			}
 		}},
-		{name: "user namespace refused until supported", mod: func(t *testing.T, in *Input) {
+		{name: "user namespace: the pod's, joined by path, with its mappings", mod: func(t *testing.T, in *Input) {
+			in.Sandbox.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD,
+					Uids: []*runtime.IDMapping{{HostId: 100000, Length: 65536}}, Gids: []*runtime.IDMapping{{HostId: 200000, Length: 65536}}}}}}
+			in.UserNS = "/run/pod/userns"
+		}, check: func(t *testing.T, s *specs.Spec) {
+			if !slices.Contains(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/run/pod/userns"}) {
+				t.Errorf("namespaces %v lack the pod's user namespace", s.Linux.Namespaces)
+			}
+			want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			if !slices.Equal(s.Linux.UIDMappings, want) || s.Linux.GIDMappings[0].HostID != 200000 {
+				t.Errorf("mappings %v %v", s.Linux.UIDMappings, s.Linux.GIDMappings)
+			}
+		}},
+		{name: "user namespace without a pinned one", mod: func(t *testing.T, in *Input) {
 			in.Sandbox.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
 				NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD,
 					Uids: []*runtime.IDMapping{{HostId: 100000, Length: 65536}}, Gids: []*runtime.IDMapping{{HostId: 100000, Length: 65536}}}}}}
-		}, wantErr: errdefs.ErrNotImplemented},
+		}, wantErr: errdefs.ErrFailedPrecondition},
 		{name: "user namespace mode CONTAINER", mod: func(t *testing.T, in *Input) {
 			withSC(in, &runtime.LinuxContainerSecurityContext{NamespaceOptions: &runtime.NamespaceOption{
 				UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}}})

@@ -52,7 +52,10 @@ type Input struct {
 	// NetNS, IPCNS, UTSNS, PIDNS: pinned namespace paths of the pod; "" means
 	// a new namespace (host namespaces are taken from Sandbox's options).
 	// For PID mode TARGET, PIDNS is the target container's namespace.
-	NetNS, IPCNS, UTSNS, PIDNS                   string
+	NetNS, IPCNS, UTSNS, PIDNS string
+	// UserNS is the pod's pinned user namespace (hostUsers: false), "" for
+	// the host's.
+	UserNS                                       string
 	HostnamePath, HostsPath, ResolvPath, ShmPath string
 	CgroupParent                                 string
 	// DaemonOOMScoreAdj is the daemon's own /proc/self/oom_score_adj; without
@@ -104,6 +107,9 @@ func Generate(in Input) (*specs.Spec, error) {
 		},
 	}
 	if err := setUser(s, in); err != nil {
+		return nil, err
+	}
+	if err := setUserNS(s, in); err != nil {
 		return nil, err
 	}
 	if err := addPodMounts(s, in); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -503,8 +504,10 @@ func TestKubeletStaticPod(t *testing.T) {
 		if !strings.HasPrefix(out, "filled-by-init\n") {
 			t.Errorf("app log = %q, want what the init container wrote to the emptyDir", out)
 		}
-		if runs := strings.TrimSpace(k.api(t, http.MethodPost, "/run/default/"+volPod+"/app?cmd=cat+/data/runs")); runs != "2" {
-			t.Errorf("the emptyDir counts %q runs of app, want 2 (kept across the restart)", runs)
+		// At least 2: a loaded machine may fail a probe of the second run
+		// before its touch.
+		if runs, _ := strconv.Atoi(strings.TrimSpace(k.api(t, http.MethodPost, "/run/default/"+volPod+"/app?cmd=cat+/data/runs"))); runs < 2 {
+			t.Errorf("the emptyDir counts %d runs of app, want 2 or more (kept across the restart)", runs)
 		}
 	})
 
