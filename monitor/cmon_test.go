@@ -232,3 +232,26 @@ func TestCMonitorBusyIsAnAnswer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A create helper that dies after making the init leaves no process: the
+// C monitor, its subreaper, kills what it adopted before it reports.
+func TestCMonitorCreateCrashLeavesNoProcess(t *testing.T) {
+	skipGo(t)
+	dir := t.TempDir()
+	spec := &specs.Spec{Process: &specs.Process{Args: []string{"/crash-create"}}}
+	_, err := monitor.Spawn(context.Background(), os.Args[0], dir, monitor.Config{ID: "x", OCIStateDir: dir}, spec)
+	if err == nil || !strings.Contains(err.Error(), "create helper failed") {
+		t.Fatalf("crashed create reported as %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "x", "pid"))
+	if err != nil {
+		t.Fatalf("the stand-in made no init: %v", err)
+	}
+	pid, _ := strconv.Atoi(string(data))
+	if err := unix.Kill(pid, 0); err != unix.ESRCH {
+		t.Fatalf("init %d of the crashed create still there: %v", pid, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, monitor.SocketFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("failed monitor left a socket")
+	}
+}

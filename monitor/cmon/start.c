@@ -307,6 +307,27 @@ static int nonblock(int fd)
 	return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+/* kill_adopted kills and reaps what a failed create left to us, the
+ * subreaper: a helper that died mid-create orphans the init it made. */
+static void kill_adopted(void)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
+	int n = readfile(path, buf, sizeof buf);
+	for (char *p = buf; n > 0 && *p;) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid > 0)
+			kill((pid_t)pid, SIGKILL);
+		p = end;
+	}
+	/* until ECHILD: the SIGKILLed die at once */
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
+	}
+}
+
 /* create runs the Go create helper with the container's ends of the stdio
  * (fd 4 stdin, 5 stdout, 6 stderr, as its last argument says) and a socket (fd 3) on which it answers
  * "ok\n<pid>\n<oom0>\n<fifo>\n<oom path>\n" (with the pty master attached)
@@ -371,8 +392,13 @@ static void create(void)
 			*p++ = 0;
 	}
 	if (!f[0] || strcmp(f[0], "ok") != 0 || !f[4]) {
-		const char *msg = f[0] && !strcmp(f[0], "err") && f[1] ? f[1] : "create helper failed";
+		char msg[600];
+		if (f[0] && !strcmp(f[0], "err") && f[1])
+			snprintf(msg, sizeof msg, "%s", f[1]);
+		else
+			snprintf(msg, sizeof msg, "create helper failed (status %d)", st);
 		mlog("ERROR", "msg=\"create container\" error=\"%s\"", msg);
+		kill_adopted();
 		ready(0, msg);
 		_exit(1);
 	}

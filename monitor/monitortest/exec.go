@@ -109,6 +109,11 @@ func (e *Executor) Create(ctx context.Context, id string, spec *specs.Spec, io m
 		cmd.Wait()
 		return nil, err
 	}
+	if strings.HasPrefix(spec.Process.Args[0], "/crash-create") {
+		// A creator that dies mid-create, its init made: the C monitor
+		// runs Create in a helper process, which this ends.
+		os.Exit(3)
+	}
 	return &proc{cmd}, nil
 }
 
