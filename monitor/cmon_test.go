@@ -197,9 +197,10 @@ func TestCMonitorStartAndKillByHelper(t *testing.T) {
 	}
 }
 
-// A monitor with every connection slot taken answers "busy" rather than
-// hanging up: the daemon must not take it for dead.
-func TestCMonitorBusyIsAnAnswer(t *testing.T) {
+// A monitor with every connection slot taken keeps a new caller waiting
+// until one frees, rather than hanging up on it (a caller would take that
+// for a dead monitor).
+func TestCMonitorFullWaitsNotHangsUp(t *testing.T) {
 	skipGo(t)
 	c := spawn(t, "sleep", "100")
 	var conns []net.Conn
@@ -215,21 +216,25 @@ func TestCMonitorBusyIsAnAnswer(t *testing.T) {
 		}
 		conns = append(conns, cn)
 	}
-	_, err := monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpStatus})
-	if err == nil || errors.Is(err, monitor.ErrGone) || !strings.Contains(err.Error(), "busy") {
-		t.Fatalf("status with every slot taken: %v", err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpStatus})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("status answered with every slot taken: %v", err)
+	case <-time.After(200 * time.Millisecond):
 	}
-	for _, cn := range conns {
-		cn.Close()
-	}
-	conns = nil
-	for i := 0; ; i++ {
-		if _, err := monitor.Call(context.Background(), c.bundle, monitor.Request{Op: monitor.OpStatus}); err == nil {
-			break
-		} else if i == 100 {
-			t.Fatalf("status once the slots are free: %v", err)
+	conns[0].Close()
+	conns = conns[1:]
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("status once a slot freed: %v", err)
 		}
-		time.Sleep(10 * time.Millisecond)
+	case <-time.After(5 * time.Second):
+		t.Fatal("status not answered once a slot freed")
 	}
 }
 

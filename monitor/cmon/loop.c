@@ -94,6 +94,7 @@ static int log_reopen(void)
 /* ---- clients ---- */
 
 static void stdin_ended(void);
+static void listen_pause(int pause);
 
 static void client_close(int i)
 {
@@ -105,6 +106,7 @@ static void client_close(int i)
 	c->out = NULL;
 	c->outoff = c->outn = c->outcap = 0;
 	c->state = CL_FREE;
+	listen_pause(0);
 }
 
 static void client_flush(int i)
@@ -487,9 +489,29 @@ static void attach_frames(int i, const unsigned char *p, size_t n)
 	}
 }
 
+/* With every slot taken the listener pauses: new callers wait in the
+ * backlog (their request queued in the socket) until a slot frees, rather
+ * than being hung up on, which a caller would take for a dead monitor. */
+static int listen_paused;
+
+static void listen_pause(int pause)
+{
+	if (pause == listen_paused || M.lsock < 0)
+		return;
+	listen_paused = pause;
+	ep_mod(M.lsock, pause ? 0 : EPOLLIN, K_LISTEN, 0);
+}
+
 static void accept_clients(void)
 {
 	for (;;) {
+		int free_slot = 0;
+		for (int i = 0; i < CMON_CLIENTS && !free_slot; i++)
+			free_slot = M.cl[i].state == CL_FREE;
+		if (!free_slot) {
+			listen_pause(1);
+			return;
+		}
 		int fd = accept4(M.lsock, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
@@ -497,13 +519,7 @@ static void accept_clients(void)
 		while (i < CMON_CLIENTS && M.cl[i].state != CL_FREE)
 			i++;
 		if (i == CMON_CLIENTS) {
-			/* An answer, not a hang-up: a caller must not take a busy
-			 * monitor for a dead one. */
-			char buf[2048];
-			size_t n = format_reply(buf, sizeof buf, "monitor busy: too many connections");
-			if (write(fd, buf, n) < 0) {
-				/* it left already */
-			}
+			/* Unreachable: the listener is paused while full. */
 			close(fd);
 			continue;
 		}
