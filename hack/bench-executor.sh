@@ -5,16 +5,31 @@
 # ratio, the peak RSS of our command line, the executor's per-phase medians
 # (from its log) and the Go package-init cost of both of its processes.
 # Needs root, runc (apt) and busybox (apt). Usage: hack/bench-executor.sh [N]
+# BASE=<git rev> (e.g. main) also builds that revision's command line and runs
+# it in the same loop, for a before/after on one machine load.
 set -euo pipefail
 N=${1:-200}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/bench-executor.XXXXXX)
 CG=/cri-server-bench-$$
 # Every container of the run uses (and deletes) the cgroup $CG; remove what a
-# failed iteration could leave.
-trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null; done; rm -rf "$WORK"' EXIT
+# failed iteration could leave (each rmdir may fail: under set -e that would
+# end the trap before the rm).
+trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 
-(cd "$REPO" && go build -o "$WORK/cri-server" ./hack/executor-cli)
+# Built as the shim is (hack/build.sh): static.
+source "$REPO/hack/static-flags.sh"
+(cd "$REPO" && go build -tags "$STATIC_TAGS" -ldflags "$STATIC_LDFLAGS" -o "$WORK/cri-server" ./hack/executor-cli)
+if [[ -n ${BASE:-} ]]; then
+  # The revision as it built itself: its own hack/bench-executor.sh's way.
+  mkdir -p "$WORK/base-src"
+  git -C "$REPO" archive "$BASE" | tar -x -C "$WORK/base-src"
+  flags=()
+  if [[ -f $WORK/base-src/hack/static-flags.sh ]]; then
+    flags=(-tags "$STATIC_TAGS" -ldflags "$STATIC_LDFLAGS")
+  fi
+  (cd "$WORK/base-src" && go build "${flags[@]}" -o "$WORK/cri-server-base" ./hack/executor-cli)
+fi
 
 # The rootfs: Debian's dynamic busybox and the libraries ldd names.
 B=$WORK/bundle; R=$B/rootfs
@@ -55,15 +70,21 @@ stats() { # prints "median p95" in ms
 
 # cri-server and runc alternate, so that both see the same load on a
 # shared machine.
-: > "$WORK/cri-server.ms"; : > "$WORK/runc.ms"
+: > "$WORK/cri-server.ms"; : > "$WORK/runc.ms"; : > "$WORK/base.ms"
 for i in $(seq 1 "$N"); do
   run_one cri-server "$i" "$WORK/cri-server" oci --root "$WORK/state"
   run_one runc "$i" runc --root "$WORK/runc-state"
+  if [[ -n ${BASE:-} ]]; then run_one base "$i" "$WORK/cri-server-base" oci --root "$WORK/base-state"; fi
 done
 read -r om op < <(stats "$WORK/cri-server.ms")
 read -r rm rp < <(stats "$WORK/runc.ms")
 printf "%-12s median %7s ms  p95 %7s ms\n" cri-server "$om" "$op" runc "$rm" "$rp"
 awk -v a="$om" -v b="$rm" 'BEGIN {printf "ratio cri-server/runc (median): %.2f\n", a/b}'
+if [[ -n ${BASE:-} ]]; then
+  read -r bm bp < <(stats "$WORK/base.ms")
+  printf "%-12s median %7s ms  p95 %7s ms\n" "$BASE" "$bm" "$bp"
+  awk -v a="$bm" -v b="$rm" -v n="$BASE" 'BEGIN {printf "ratio %s/runc (median): %.2f\n", n, a/b}'
+fi
 if command -v crun >/dev/null && crun --root "$WORK/crun-state" run -b "$B" crun-probe >/dev/null 2>&1 </dev/null; then
   run_loop crun crun --root "$WORK/crun-state"
   read -r cm cp < <(stats "$WORK/crun.ms"); printf "%-12s median %7s ms  p95 %7s ms\n" crun "$cm" "$cp"
@@ -77,7 +98,7 @@ if [[ -x /usr/bin/time ]]; then
 fi
 # Phase medians from the executor's log (oci/phases.go): create = prep, cgroup
 # (mkdir before the clone), clone (namespaces, up to the init's execve),
-# gostart (the init's dynamic linking, C constructor, Go runtime and package
+# gostart (the init's exec, C constructor, Go runtime and package
 # init), config (its decoding), rootfs (mounts, pivot_root, masked/read-only
 # paths), process, limits, save; then start, the wait for /bin/true and delete.
 P=$(( N < 50 ? N : 50 ))

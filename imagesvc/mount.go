@@ -37,7 +37,11 @@ func (s *Service) Mount(imageID, containerID string) (string, error) {
 	if containerID == "" || containerID != filepath.Base(containerID) || containerID[0] == '.' {
 		return "", errdefs.InvalidArgument("container id %q is not valid", containerID)
 	}
-	rec, err := s.hold(containerID, imageID)
+	// Not waiting for the disk here: a crash before the container's own
+	// record is written leaves its bundle dir (made before this), and the
+	// start-up sweep removes that container's rootfs, record or not
+	// (Remove). The container's record, synced, makes this one durable.
+	rec, err := s.holdRecord(containerID, imageID, false)
 	if err != nil {
 		return "", err
 	}
@@ -73,6 +77,12 @@ func (s *Service) Mount(imageID, containerID string) (string, error) {
 // hold records that key (a container, or one of its image volumes) uses
 // imageID's snapshots, or returns the record made earlier.
 func (s *Service) hold(key, imageID string) (*rootfsRecord, error) {
+	return s.holdRecord(key, imageID, true)
+}
+
+// holdRecord is hold; durable false returns before the record reaches the
+// disk (store.PutUnsynced).
+func (s *Service) holdRecord(key, imageID string, durable bool) (*rootfsRecord, error) {
 	// Shared with GC: the record must be in place before a GC decides
 	// what to keep, or after it has deleted.
 	s.gcMu.RLock()
@@ -92,7 +102,11 @@ func (s *Service) hold(key, imageID string) (*rootfsRecord, error) {
 	}
 	// Recorded before anything is created, so GC keeps the snapshots
 	// and a crash leaves a record that Remove cleans.
-	if err := s.db.Put(bucketRootfs, key, rec); err != nil {
+	put := s.db.Put
+	if !durable {
+		put = s.db.PutUnsynced
+	}
+	if err := put(bucketRootfs, key, rec); err != nil {
 		return nil, fmt.Errorf("record rootfs of %s: %w", key, err)
 	}
 	s.rfs[key] = rec

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/errdefs"
 	"github.com/cri-server/cri-server/oci/seccomp"
@@ -85,6 +86,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	}
 	conn := syncConn{int(parent.Fd())}
 	cfg := &initConfig{Exec: true, ID: id, Spec: st.Spec, Process: p, Seccomp: bpf, SeccompFlags: bpfFlags}
+	if !hasNamespace(st.Spec.Linux, specs.MountNamespace) {
+		// No mount namespace to join: the container's root is its init's
+		// chroot (enterRootNoMountNS), which the process enters the same way.
+		cfg.Rootfs = "/proc/" + self + "/root"
+	}
 	t0 := time.Now()
 	console, _, err := r.driveInit(ctx, conn, cfg, st)
 	if err != nil {
@@ -101,6 +107,11 @@ func execInit(conn syncConn, cfg *initConfig) error {
 		return fmt.Errorf("exec: oci/nsenter is not linked into this binary")
 	}
 	p := cfg.Process
+	if cfg.Rootfs != "" {
+		if err := unix.Chroot(cfg.Rootfs); err != nil {
+			return fmt.Errorf("chroot %s: %w", cfg.Rootfs, err)
+		}
+	}
 	if err := prepareProcess(conn, p); err != nil {
 		return err
 	}

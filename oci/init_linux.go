@@ -22,6 +22,8 @@ import (
 // "init". It never returns.
 func InitMain() {
 	times.Main = time.Now().UnixNano()
+	// Read by the runtime at start; set by initCmd for this process only.
+	os.Unsetenv(initMaxProcsEnv)
 	// Capabilities, no_new_privs and seccomp are per thread: everything
 	// happens on this one, which is also the one that execs.
 	runtime.LockOSThread()
@@ -38,6 +40,9 @@ func InitMain() {
 	}
 	os.Exit(127)
 }
+
+// initMaxProcsEnv is the Go runtime's GOMAXPROCS, which initCmd sets to 1.
+const initMaxProcsEnv = "GOMAXPROCS"
 
 // times is filled as the init goes and sent with msgReady.
 var times initTimes
@@ -84,7 +89,7 @@ func runInit(conn syncConn) error {
 		if err := setupRootfs(cfg, newNS, conn); err != nil {
 			return err
 		}
-	} else if err := conn.hooks(spec); err != nil {
+	} else if err := enterRootNoMountNS(cfg.Rootfs, spec, conn); err != nil {
 		return err
 	}
 	for k, v := range spec.Linux.Sysctl {
@@ -129,6 +134,24 @@ func runInit(conn syncConn) error {
 		}
 	}
 	return finalize(p, cfg, path, env)
+}
+
+// enterRootNoMountNS is the root of a container that shares the runtime's
+// mount namespace (no "mount" in linux.namespaces): a chroot into
+// root.path, as runc does. Nothing is mounted: in the host's namespace a
+// mount would outlive the container (the parent has logged which mounts,
+// masked and read-only paths this skips).
+func enterRootNoMountNS(rootfs string, spec *specs.Spec, conn syncConn) error {
+	if err := conn.hooks(spec); err != nil {
+		return err
+	}
+	if err := unix.Chroot(rootfs); err != nil {
+		return fmt.Errorf("chroot %s: %w", rootfs, err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir to the new root: %w", err)
+	}
+	return nil
 }
 
 // hooks asks the parent to run createRuntime/createContainer hooks and waits.

@@ -53,3 +53,19 @@ func TestInitSpecCoversSpec(t *testing.T) {
 		t.Errorf("round trip\n got %+v\nwant %+v", got.Linux, s.Linux)
 	}
 }
+
+// Every field of syncMsg but the config reaches the parent through
+// syncNote, the form the init sends its notes in.
+func TestSyncNoteCoversSyncMsg(t *testing.T) {
+	msg, note := reflect.TypeFor[syncMsg](), reflect.TypeFor[syncNote]()
+	for i := 0; i < msg.NumField(); i++ {
+		f := msg.Field(i)
+		if f.Name == "Config" {
+			continue
+		}
+		n, ok := note.FieldByName(f.Name)
+		if !ok || n.Tag != f.Tag || n.Type != f.Type {
+			t.Errorf("syncMsg.%s does not travel as syncNote.%s", f.Name, f.Name)
+		}
+	}
+}

@@ -40,10 +40,18 @@ type syncMsg struct {
 	Pid    int         `json:"pid,omitempty"`   // with msgPid
 }
 
+// syncNote is a syncMsg without a config, as it is encoded.
+type syncNote struct {
+	Type  msgType    `json:"type"`
+	Error *initError `json:"error,omitempty"`
+	Times *initTimes `json:"times,omitempty"`
+	Pid   int        `json:"pid,omitempty"`
+}
+
 // initTimes are the init's milestones (Unix ns, the parent's clock too), so
 // the parent can log where a create's time goes.
 type initTimes struct {
-	Main   int64 `json:"main"`   // InitMain entered: exec, dynamic linking, Go runtime and package init done
+	Main   int64 `json:"main"`   // InitMain entered: exec, C constructor, Go runtime and package init done
 	Config int64 `json:"config"` // config received and decoded
 	Rootfs int64 `json:"rootfs"` // mounts, pivot_root, masked and read-only paths done
 }
@@ -76,7 +84,14 @@ func (c syncConn) send(m *syncMsg) error {
 	if m.Config != nil && m.Config.Spec != nil {
 		m.Config.Wire = toInitSpec(m.Config.Spec)
 	}
-	b, err := json.Marshal(m)
+	var v any = m
+	if m.Config == nil {
+		// The init sends only these: encoding/json builds the encoders of
+		// a value's whole type graph on first use, and syncMsg's includes
+		// the config's, which the init would pay for at every start.
+		v = syncNote{Type: m.Type, Error: m.Error, Times: m.Times, Pid: m.Pid}
+	}
+	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s message: %w", m.Type, err)
 	}

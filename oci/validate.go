@@ -36,6 +36,9 @@ func validateSpec(s *specs.Spec) error {
 	if s.Linux.IntelRdt != nil {
 		return errdefs.Unimplemented("linux.intelRdt: not supported")
 	}
+	if s.Root.Readonly && !hasNamespace(s.Linux, specs.MountNamespace) {
+		return errdefs.InvalidArgument("root.readonly: needs a mount namespace (linux.namespaces has none)")
+	}
 	for i, m := range s.Mounts {
 		if m.Destination == "" {
 			return errdefs.InvalidArgument("mounts[%d].destination: empty", i)
@@ -45,6 +48,15 @@ func validateSpec(s *specs.Spec) error {
 		}
 	}
 	return nil
+}
+
+func hasNamespace(l *specs.Linux, t specs.LinuxNamespaceType) bool {
+	for _, ns := range l.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
 }
 
 func validateProcess(p *specs.Process) error {

@@ -55,6 +55,7 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 		return nil, err
 	}
 	log := s.log.With("container", id, "pod", pod.ID, "name", cfg.Metadata.Name)
+	t := newCreateTimes()
 	// Undo runs on a fresh context: the kubelet's may be what expired.
 	var undo []func(context.Context)
 	defer func() {
@@ -74,6 +75,7 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 	if err != nil {
 		return nil, fmt.Errorf("resolve image %s: %w", cfg.Image.Image, err)
 	}
+	t.mark(&t.resolve)
 	// The bundle dir before anything else is made: it is the create's
 	// journal. A daemon killed at any later step leaves it, and the start-up
 	// sweep (cleanOrphanBundles) undoes the rootfs and executor state of an
@@ -91,6 +93,7 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 	if err := idmapRootfs(rootfs, pod.UserNS, sbCfg); err != nil {
 		return nil, err
 	}
+	t.mark(&t.rootfs)
 	specCfg, statusMounts, err := s.prepareMounts(ctx, id, cfg)
 	if err != nil {
 		return nil, err
@@ -122,12 +125,14 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 	if err != nil {
 		return nil, err
 	}
+	t.mark(&t.spec)
 	mcfg := monitor.Config{ID: id, LogPath: logPath, OCIStateDir: s.ociStateDir(),
 		Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, Terminal: cfg.Tty}
 	pid, err := monitor.Spawn(ctx, s.monitorExe, bundle, mcfg, sp)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	t.mark(&t.monitor)
 	undo = append(undo, func(c context.Context) {
 		monitor.Call(c, bundle, monitor.Request{Op: monitor.OpKill, Signal: 9, All: true})
 		monitor.Call(c, bundle, monitor.Request{Op: monitor.OpWait})
@@ -146,10 +151,38 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 	if err := s.ctrs.add(rec); err != nil {
 		return nil, err
 	}
+	t.mark(&t.store)
 	go s.watch(id, bundle)
-	log.Info("container created", "image", img.ID, "pid", pid)
+	log.Info("container created", append([]any{"image", img.ID, "pid", pid}, t.attrs()...)...)
 	s.emit(rec, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return &runtime.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// createTimes splits a CreateContainer's time for its log line (read by
+// hack/bench-cri.sh): image resolution, the rootfs (overlay mount and its
+// record), mounts and spec, the monitor's create (its start-up and the
+// executor's create), the store commit.
+type createTimes struct {
+	t0, last                              time.Time
+	resolve, rootfs, spec, monitor, store time.Duration
+}
+
+func newCreateTimes() *createTimes {
+	now := time.Now()
+	return &createTimes{t0: now, last: now}
+}
+
+// mark adds the time since the previous mark to *d.
+func (t *createTimes) mark(d *time.Duration) {
+	now := time.Now()
+	*d += now.Sub(t.last)
+	t.last = now
+}
+
+func (t *createTimes) attrs() []any {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return []any{"resolve_ms", ms(t.resolve), "rootfs_ms", ms(t.rootfs), "spec_ms", ms(t.spec),
+		"monitor_ms", ms(t.monitor), "store_ms", ms(t.store), "total_ms", ms(time.Since(t.t0))}
 }
 
 // stopSignalOf reads the kubelet's lifecycle stop signal (CRI v1.33+).

@@ -21,18 +21,20 @@ type groupCommit struct {
 
 type pendingOp struct {
 	fn   func(*bolt.Tx) error
+	sync bool // the commit must be durable before done
 	done chan error
 }
 
 // commit runs fn in a read-write transaction, possibly shared with other
-// writers', and returns once that transaction is durable. A shared
-// transaction that fails is retried one op per transaction, so each op
-// gets its own error and one bad op does not fail the others.
-func (d *DB) commit(fn func(*bolt.Tx) error) error {
+// writers', and returns once that transaction is committed, and durable
+// when sync. A shared transaction that fails is retried one op per
+// transaction, so each op gets its own error and one bad op does not fail
+// the others.
+func (d *DB) commit(fn func(*bolt.Tx) error, sync bool) error {
 	done := make(chan error, 1)
 	g := &d.gc
 	g.mu.Lock()
-	g.queue = append(g.queue, pendingOp{fn, done})
+	g.queue = append(g.queue, pendingOp{fn, sync, done})
 	lead := !g.running
 	g.running = true
 	g.mu.Unlock()
@@ -72,10 +74,14 @@ func (d *DB) commitQueued() bool {
 
 func (d *DB) commitOps(ops []pendingOp) {
 	if len(ops) == 1 {
-		ops[0].done <- d.db.Update(ops[0].fn)
+		ops[0].done <- d.update(ops[0].sync, ops[0].fn)
 		return
 	}
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	sync := false
+	for _, op := range ops {
+		sync = sync || op.sync
+	}
+	err := d.update(sync, func(tx *bolt.Tx) error {
 		for _, op := range ops {
 			if err := op.fn(tx); err != nil {
 				return err
@@ -90,6 +96,18 @@ func (d *DB) commitOps(ops []pendingOp) {
 		return
 	}
 	for _, op := range ops {
-		op.done <- d.db.Update(op.fn)
+		op.done <- d.update(op.sync, op.fn)
 	}
+}
+
+// update is bbolt's Update, with the fsyncs of its commit skipped unless
+// sync. bbolt reads NoSync only while committing, under its writer lock,
+// which fn runs under too: setting it there decides for this transaction
+// alone. A later synced commit makes an unsynced one durable as well: its
+// pages are written by then, and bbolt's copy-on-write tree includes them.
+func (d *DB) update(sync bool, fn func(*bolt.Tx) error) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		d.db.NoSync = !sync
+		return fn(tx)
+	})
 }

@@ -1,6 +1,7 @@
 // Package store owns cri-server's durable records (one bbolt file under the
 // root dir), ids, and the name registrar. bbolt commits are atomic and
-// fsynced: a crash never leaves a half-written record to read back.
+// fsynced (PutUnsynced's are atomic and synced by the next commit): a
+// crash never leaves a half-written record to read back.
 package store
 
 import (
@@ -48,7 +49,17 @@ func (d *DB) Close() error { return d.db.Close() }
 
 // Put stores v (as JSON) under bucket/key, replacing any old value. It
 // returns once the record is durable.
-func (d *DB) Put(bucket, key string, v any) error {
+func (d *DB) Put(bucket, key string, v any) error { return d.put(bucket, key, v, true) }
+
+// PutUnsynced is Put without waiting for the disk: the record is read back
+// at once, and survives a crash only once a later commit has synced (any
+// Put or Delete does). For records whose loss in a crash something else
+// repairs: a container's rootfs record, whose bundle dir the start-up sweep
+// finds (it was made first) and undoes, until the container's own record
+// is written with Put.
+func (d *DB) PutUnsynced(bucket, key string, v any) error { return d.put(bucket, key, v, false) }
+
+func (d *DB) put(bucket, key string, v any, sync bool) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
@@ -59,7 +70,7 @@ func (d *DB) Put(bucket, key string, v any) error {
 			return err
 		}
 		return b.Put([]byte(key), data)
-	})
+	}, sync)
 }
 
 // Get decodes bucket/key into v; errdefs.ErrNotFound when absent.
@@ -86,7 +97,7 @@ func (d *DB) Delete(bucket, key string) error {
 			return nil
 		}
 		return b.Delete([]byte(key))
-	})
+	}, true)
 }
 
 // ForEach calls fn with every key and raw JSON value of bucket, in key order.

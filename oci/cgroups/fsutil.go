@@ -179,6 +179,17 @@ func fileExists(p string) bool {
 // A parent can vanish under us (a sibling's Destroy removed the empty parent
 // it had created): ENOENT restarts the walk a few times.
 func mkdirChain(root, rel string, each func(dir string) error) ([]string, error) {
+	if each == nil {
+		// Usually the parents exist (a pod's cgroup, made by the sandbox):
+		// one mkdir instead of one per level in each of the hierarchies.
+		leaf := filepath.Join(root, rel)
+		switch err := unix.Mkdir(leaf, 0o755); err {
+		case nil:
+			return []string{leaf}, nil
+		case unix.EEXIST:
+			return nil, nil
+		}
+	}
 	var created []string
 	for attempt := 0; ; attempt++ {
 		dir, err := root, error(nil)

@@ -58,7 +58,11 @@ var (
 )
 
 // DetectLayout reads /proc/self/mountinfo once per process; mounts of
-// cgroup hierarchies do not change under a running daemon.
+// cgroup hierarchies do not change under a running daemon. It stops once
+// it has seen a mount of every hierarchy /proc/self/cgroup lists: they come
+// early (mounted at boot), and a node's mount table grows with its
+// containers, which the kernel would format for us to skip, in every
+// command line and monitor.
 func DetectLayout() (Layout, error) {
 	layoutOnce.Do(func() {
 		f, err := os.Open("/proc/self/mountinfo")
@@ -67,18 +71,34 @@ func DetectLayout() (Layout, error) {
 			return
 		}
 		defer f.Close()
-		layoutVal, layoutErr = parseLayout(f)
+		layoutVal, layoutErr = parseLayoutUntil(f, selfHierarchies())
 	})
 	return layoutVal, layoutErr
 }
 
+// selfHierarchies counts the hierarchies of /proc/self/cgroup (one line
+// each, the v2 one included once it is mounted anywhere); 0 when unknown.
+func selfHierarchies() int {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0
+	}
+	return bytes.Count(b, []byte("\n"))
+}
+
 // parseLayout finds cgroup and cgroup2 mounts in mountinfo. The first mount
 // of each hierarchy wins; the one at /sys/fs/cgroup decides pure v2.
-func parseLayout(r io.Reader) (Layout, error) {
+func parseLayout(r io.Reader) (Layout, error) { return parseLayoutUntil(r, 0) }
+
+// parseLayoutUntil is parseLayout that stops reading once it has met want
+// distinct hierarchies (superblocks); want 0 reads all. A hierarchy not
+// mounted in our namespace keeps the count short, and so reads all.
+func parseLayoutUntil(r io.Reader, want int) (Layout, error) {
 	l := Layout{V1: map[string]string{}}
+	seen := map[string]bool{} // major:minor of each hierarchy's superblock
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4<<10), 1<<20)
-	for sc.Scan() {
+	for (want == 0 || len(seen) < want) && sc.Scan() {
 		// Most mounts are not cgroups: skip them before allocating
 		// (a busy node has hundreds, each container's rootfs and volumes).
 		if !bytes.Contains(sc.Bytes(), []byte(" - cgroup")) {
@@ -98,6 +118,7 @@ func parseLayout(r io.Reader) (Layout, error) {
 		mnt := unescapeMount(fields[4])
 		fstype, superOpts := fields[sep+1], fields[sep+3]
 		if fstype == "cgroup" || fstype == "cgroup2" {
+			seen[fields[2]] = true
 			var keep []string
 			for _, o := range strings.Split(superOpts, ",") {
 				if o != "rw" && o != "ro" {

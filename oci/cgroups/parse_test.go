@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -67,6 +68,38 @@ func TestParseLayout(t *testing.T) {
 	}
 	if _, err := parseLayout(strings.NewReader("")); !errors.Is(err, errdefs.ErrNotImplemented) {
 		t.Fatalf("no cgroups: %v", err)
+	}
+}
+
+// DetectLayout stops at the last hierarchy /proc/self/cgroup counts; a
+// count it cannot reach (a hierarchy mounted elsewhere) reads everything.
+func TestParseLayoutUntil(t *testing.T) {
+	late := hybridMountinfo + "90 23 0:41 / /late rw - cgroup cgroup rw,pids\n"
+	tests := []struct {
+		name     string
+		want     int
+		wantLate bool
+	}{
+		{name: "all hierarchies met early", want: 5, wantLate: false},
+		{name: "unknown count", want: 0, wantLate: true},
+		{name: "count beyond the mounts", want: 7, wantLate: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := parseLayoutUntil(strings.NewReader(late), tt.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := l.V1["pids"] == "/late"; got != tt.wantLate {
+				t.Errorf("read the late mount: %v, want %v (v1 %v)", got, tt.wantLate, l.V1)
+			}
+			if l.Mode != ModeHybrid || l.V1["memory"] != "/sys/fs/cgroup/memory" {
+				t.Errorf("layout %+v", l)
+			}
+		})
+	}
+	if n := selfHierarchies(); n == 0 {
+		t.Error("no hierarchy counted in /proc/self/cgroup")
 	}
 }
 
@@ -196,6 +229,30 @@ func TestDeviceRuleV1(t *testing.T) {
 			got, err := deviceRuleV1(tt.rule)
 			if (err != nil) != tt.wantErr || got != tt.want {
 				t.Fatalf("got %q, %v; want %q err=%v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// BenchmarkParseLayout: a node's mountinfo, the hierarchies first (mounted
+// at boot), then 1000 container mounts; whole versus up to the last
+// hierarchy, as DetectLayout reads it.
+func BenchmarkParseLayout(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(hybridMountinfo)
+	for i := range 1000 {
+		fmt.Fprintf(&sb, "%d 27 0:%d / /var/lib/cri-server/rootfs/%064d rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n", 100+i, 100+i, i)
+	}
+	mi := sb.String()
+	for _, bc := range []struct {
+		name string
+		want int
+	}{{"whole", 0}, {"until_last_hierarchy", 5}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := parseLayoutUntil(strings.NewReader(mi), bc.want); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -73,7 +73,7 @@ func (m *v1Manager) Apply(pid int) error {
 		}
 		made = append(made, created...)
 		if dir == m.dirs["cpuset"] {
-			if err := fillCpuset(mnt, m.path); err != nil {
+			if err := fillCpuset(mnt, m.path, created); err != nil {
 				undo()
 				return err
 			}
@@ -100,8 +100,40 @@ func (m *v1Manager) Apply(pid int) error {
 
 // fillCpuset copies cpuset.cpus and cpuset.mems down from the parent into
 // every level that has them empty: a v1 cpuset cgroup starts empty and
-// refuses tasks until both are set.
-func fillCpuset(mnt, rel string) error {
+// refuses tasks until both are set. created are the levels Apply has just
+// made (outermost first), empty by nature: when their parent has both set,
+// only they are filled, without reading every level.
+func fillCpuset(mnt, rel string, created []string) error {
+	if len(created) > 0 {
+		if vals, ok := parentCpuset(filepath.Dir(created[0])); ok {
+			for _, dir := range created {
+				for i, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+					if err := writeFile(dir, f, vals[i]); err != nil {
+						return fmt.Errorf("copy %s from parent: %w", f, err)
+					}
+				}
+			}
+			return nil
+		}
+	}
+	return fillCpusetWalk(mnt, rel)
+}
+
+// parentCpuset reads a cgroup's cpuset.cpus and cpuset.mems; ok only when
+// both are set.
+func parentCpuset(dir string) (vals [2]string, ok bool) {
+	for i, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		v, err := readFile(dir, f)
+		if err != nil || v == "" {
+			return vals, false
+		}
+		vals[i] = v
+	}
+	return vals, true
+}
+
+// fillCpusetWalk fills every empty level from the hierarchy's root down.
+func fillCpusetWalk(mnt, rel string) error {
 	parent := mnt
 	for _, part := range splitPath(rel) {
 		dir := filepath.Join(parent, part)
