@@ -1,6 +1,7 @@
-/* The C container monitor: see cmon.go for why it exists. Shared state and
- * the functions the two halves (start.c: startup and create; loop.c: the
- * event loop) call across. */
+/* The C container monitor: see doc.go for why it exists. Its state and
+ * what its files call across: start.c (start-up and create), loop.c (the
+ * event loop, the log, the end), control.c (the control socket, with
+ * loop.h), req.c (the request and reply JSON), util.c (helpers). */
 #ifndef CMON_H
 #define CMON_H
 #define _GNU_SOURCE
@@ -73,7 +74,7 @@ struct cmon {
 	/* the loop's phase after the init's exit (loop.c) */
 	int phase, did_control;
 	long long deadline;
-	/* what shed found (start.c) */
+	/* what shed found (util.c) */
 	struct {
 		unsigned long lo, hi;
 	} shed_ranges[32];
@@ -88,11 +89,12 @@ struct cmon {
 
 extern struct cmon M;
 
-/* start.c */
+/* util.c */
+int readfile(const char *path, char *buf, size_t n);
+void shed(void);
 void mlog(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void now_rfc3339(char *dst, size_t n);
 void jsonesc(char *dst, size_t n, const char *s);
-int run_helper(char *const argv[], char *out, size_t outn);
 int write_exit_record(const struct exitrec *e);
 uint64_t read_oom(const char *path);
 void reshed(void);
@@ -100,6 +102,9 @@ void drop(void *p, size_t n);
 
 /* loop.c */
 void cmon_loop(void) __attribute__((noreturn));
+
+/* start.c */
+int run_helper(char *const argv[], char *out, size_t outn);
 
 /* req.c */
 struct request {
