@@ -14,6 +14,10 @@
 #   REGISTRY_ADDR=127.0.0.1:5106 hack/bench-cri.sh
 #   PODS=100 PARALLEL=50 MEM_STEPS=1,10,50 CTR_PODS=10 CONTAINERS=2 (defaults)
 #   RUNTIMES="cri-server"    to skip containerd; FLOOR=0 to skip the plugins
+#   POOL=N                   cri-server's namespace_pool (default: its own)
+#   BASE_BIN=/path/cri-server  adds a column "cri-base" for that binary (an
+#                            older build), run in the same session: before
+#                            and after figures on equal terms on a busy machine
 # Each runtime gets its own bridge, subnet, IPAM dir and tmpfs state dir
 # (hack/lib-runtimes.sh); everything is removed at exit but the daemons'
 # logs and raw figures, kept in _output/bench-cri/.
@@ -27,6 +31,8 @@ MEM_STEPS=${MEM_STEPS-1,10,50} # empty: skip
 CTR_PODS=${CTR_PODS:-10}
 CONTAINERS=${CONTAINERS:-2}
 RUNTIMES=${RUNTIMES:-cri-server containerd}
+BASE_BIN=${BASE_BIN:-}
+[[ -z $BASE_BIN ]] || RUNTIMES="cri-base $RUNTIMES"
 FLOOR=${FLOOR:-1}
 
 hack/install-tools.sh
@@ -39,7 +45,11 @@ runtimes_init
 OUT=$REPO_ROOT/_output/bench-cri
 mkdir -p "$OUT"
 # The daemons' logs and cribench's raw figures outlive the temp dir.
-keep_logs() { cp "$RT_DIR"/*/*.log "$RT_DIR"/*.out "$OUT/" 2>/dev/null || true; }
+keep_logs() { # each daemon's log named by its runtime: cri-base logs as cri-server does
+  local f
+  for f in "$RT_DIR"/*/*.log; do [[ -f $f ]] && cp "$f" "$OUT/$(basename "$(dirname "$f")").log"; done
+  cp "$RT_DIR"/*.out "$OUT/" 2>/dev/null || true
+}
 trap 'keep_logs; runtimes_cleanup; ((started)) && hack/registry.sh stop' EXIT
 hack/test-images.sh >/dev/null
 hack/build.sh >/dev/null
@@ -84,7 +94,8 @@ daemon_split() {
 
 for rt in $RUNTIMES; do
   case $rt in
-    cri-server) criserver_start "$REPO_ROOT/_output/bin/cri-server"; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
+    cri-server) CRISERVER_POOL=${POOL:-} criserver_start "$REPO_ROOT/_output/bin/cri-server"; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
+    cri-base) CRISERVER_POOL= criserver_start "$BASE_BIN" cri-base; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
     containerd) containerd_start; sock=$CONTAINERD_SOCK; pid=$CONTAINERD_PID ;;
     *) log "unknown runtime $rt"; exit 2 ;;
   esac
@@ -92,7 +103,7 @@ for rt in $RUNTIMES; do
   "$RT_DIR/cribench" -socket "$sock" -runtime-pid "$pid" -owner-match "$RT_DIR/" \
     -pods "$PODS" -parallel "$PARALLEL" -mem-steps "$MEM_STEPS" \
     -ctr-pods "$CTR_PODS" -containers "$CONTAINERS" >"$RT_DIR/$rt.out"
-  [[ $rt == cri-server ]] && daemon_split "$RT_DIR/cri-server/cri-server.log" >>"$RT_DIR/$rt.out"
+  [[ $rt == cri-* ]] && daemon_split "$RT_DIR/$rt/cri-server.log" >>"$RT_DIR/$rt.out"
   collect "$rt" "$RT_DIR/$rt.out"
 done
 if ((FLOOR)); then

@@ -4,7 +4,7 @@
 # k8s.gcr.io to the local registry ($REGISTRY_ADDR). Sourced after lib.sh.
 #
 #   runtimes_init                 temp dir $RT_DIR, cleaned by runtimes_cleanup (EXIT trap)
-#   criserver_start BIN           sets CRISERVER_SOCK, CRISERVER_PID
+#   criserver_start BIN [NAME]    sets CRISERVER_SOCK, CRISERVER_PID ($CRISERVER_POOL: namespace_pool)
 #   containerd_start              sets CONTAINERD_SOCK, CONTAINERD_PID (installs containerd if missing)
 #   rt_network DIR NAME           a bridge conflist in DIR/net.d (also for the CNI floor)
 #
@@ -69,8 +69,8 @@ rt_wait_socket() { # SOCK PID LOG
   return 1
 }
 
-criserver_start() {
-  local bin=$1 dir=$RT_DIR/cri-server id
+criserver_start() { # BIN [NAME]: NAME (default cri-server) names its dir
+  local bin=$1 dir=$RT_DIR/${2:-cri-server} id
   id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
   mkdir -p "$dir"
   rt_state_tmpfs "$dir"
@@ -83,6 +83,7 @@ log_level = "info"
 [cni]
 conf_dir = "$dir/net.d"
 bin_dirs = ["$CNI_BIN_DIR"]
+${CRISERVER_POOL:+namespace_pool = $CRISERVER_POOL}
 [metrics]
 address = ""
 [registry]

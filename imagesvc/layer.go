@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
@@ -22,27 +21,17 @@ import (
 	"github.com/cri-server/cri-server/errdefs"
 )
 
-// fetchLayer downloads one layer blob and unpacks it in the same pass: the
-// network stream is hashed and written to the blob store while a second
-// goroutine decompresses it and the tar is unpacked into a fresh snapshot.
-// Nothing becomes visible unless the blob's digest and size and the tar's
-// diff id all match.
-func (s *Service) fetchLayer(ctx context.Context, img v1.Image, lr layerRecord) error {
+// fetchLayer downloads one layer blob and unpacks it in the same pass (see
+// ingestLayer). Nothing becomes visible unless the blob's digest and size
+// and the tar's diff id all match.
+func (s *Service) fetchLayer(ctx context.Context, src *blobSource, lr layerRecord) error {
 	snap := s.snapshotPath(lr.ChainID)
 	if exists(snap) && (!s.opts.KeepLayerBlobs || exists(s.blobPath(lr.Digest))) {
 		return nil
 	}
-	h, err := v1.NewHash(lr.Digest)
+	rc, err := src.open(ctx, lr.Digest, lr.Size)
 	if err != nil {
-		return errdefs.InvalidArgument("layer digest %q: %v", lr.Digest, err)
-	}
-	layer, err := img.LayerByDigest(h)
-	if err != nil {
-		return fmt.Errorf("find layer: %w", err)
-	}
-	rc, err := layer.Compressed()
-	if err != nil {
-		return fmt.Errorf("fetch layer: %w", err)
+		return err
 	}
 	defer rc.Close()
 	stop := context.AfterFunc(ctx, func() { rc.Close() })
@@ -54,9 +43,17 @@ func (s *Service) fetchLayer(ctx context.Context, img v1.Image, lr layerRecord) 
 	return err
 }
 
+// chunk is what the decompressor hands the unpacker at once: big enough
+// that the two goroutines meet a few hundred times per 100 MB, not once
+// per 32 KB deflate window.
+const chunk = 1 << 20
+
 // ingestLayer is fetchLayer after the request: r is the compressed stream.
+// Two goroutines share the work so that one layer can use two cores: this
+// one reads the network, hashes the blob (the only hash of it: blobSource
+// does not verify), decompresses and hashes the tar; the other parses the
+// tar and creates the files.
 func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
-	sink := io.Discard
 	var tmpBlob *os.File
 	if s.opts.KeepLayerBlobs {
 		f, err := os.CreateTemp(filepath.Join(s.opts.Root, "ingest"), "blob-")
@@ -64,7 +61,7 @@ func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
 			return fmt.Errorf("create ingest file: %w", err)
 		}
 		defer func() { f.Close(); os.Remove(f.Name()) }()
-		tmpBlob, sink = f, f
+		tmpBlob = f
 	}
 	tmpSnap := filepath.Join(s.opts.Root, "snapshots", ".tmp-"+randHex())
 	if err := os.MkdirAll(filepath.Join(tmpSnap, "fs"), 0o755); err != nil {
@@ -73,21 +70,30 @@ func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
 	defer os.RemoveAll(tmpSnap) // a no-op once renamed
 
 	blobHash, diffHash := sha256.New(), sha256.New()
-	bw := bufio.NewWriterSize(sink, 1<<20)
 	cnt := &counter{}
-	tee := io.TeeReader(r, io.MultiWriter(bw, blobHash, cnt))
+	tee := io.TeeReader(r, io.MultiWriter(blobHash, cnt))
+	var bw *bufio.Writer
+	if tmpBlob != nil {
+		bw = bufio.NewWriterSize(tmpBlob, chunk)
+		tee = io.TeeReader(r, io.MultiWriter(bw, blobHash, cnt))
+	}
 	pr, pw := io.Pipe()
 	derr := make(chan error, 1)
 	go func() {
-		err := decompress(tee, pw)
+		out := bufio.NewWriterSize(io.MultiWriter(diffHash, pw), chunk)
+		err := decompress(tee, out)
+		if err == nil {
+			err = out.Flush()
+		}
 		pw.CloseWithError(err)
 		derr <- err
 	}()
-	usage, uerr := unpack(io.TeeReader(pr, diffHash), filepath.Join(tmpSnap, "fs"))
+	in := bufio.NewReaderSize(pr, chunk)
+	usage, uerr := unpack(in, filepath.Join(tmpSnap, "fs"))
 	if uerr == nil {
-		_, uerr = io.Copy(io.Discard, io.TeeReader(pr, diffHash)) // tar padding
+		_, uerr = io.Copy(io.Discard, in) // tar padding, hashed by the decompressor
 	}
-	pr.CloseWithError(errors.New("unpack stopped"))
+	pr.CloseWithError(errUnpackStopped)
 	if uerr != nil {
 		r.Close() // unblocks the decompressor if it waits on the network
 		<-derr
@@ -96,8 +102,10 @@ func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
 	if err := <-derr; err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write blob: %w", err)
+	if bw != nil {
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("write blob: %w", err)
+		}
 	}
 	if got := sum(blobHash); got != lr.Digest || cnt.n != lr.Size {
 		return errdefs.FailedPrecondition("blob has digest %s size %d, manifest says %s size %d", got, cnt.n, lr.Digest, lr.Size)
@@ -126,7 +134,8 @@ func (s *Service) ingestLayer(r io.ReadCloser, lr layerRecord) error {
 // to the pipe's writer. It runs in its own goroutine so that decompression
 // and unpacking use two cores.
 func decompress(r io.Reader, w io.Writer) error {
-	br := bufio.NewReaderSize(r, 1<<20)
+	er := &errReader{r: r}
+	br := bufio.NewReaderSize(er, chunk)
 	magic, _ := br.Peek(4)
 	var src io.Reader = br
 	switch {
@@ -146,13 +155,37 @@ func decompress(r io.Reader, w io.Writer) error {
 		src = zr
 	}
 	if _, err := io.CopyBuffer(w, src, make([]byte, 256<<10)); err != nil {
-		return fmt.Errorf("decompress layer: %w", err)
+		if er.err != nil {
+			return fmt.Errorf("read layer: %w", er.err)
+		}
+		if errors.Is(err, io.ErrClosedPipe) || errors.Is(err, errUnpackStopped) {
+			return fmt.Errorf("decompress layer: %w", err)
+		}
+		// Neither the network nor the unpacker: the data is bad.
+		return errdefs.FailedPrecondition("decompress layer: %v", err)
 	}
 	// The digest covers the whole blob, trailing bytes included.
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return fmt.Errorf("read layer: %w", err)
 	}
 	return nil
+}
+
+var errUnpackStopped = errors.New("unpack stopped")
+
+// errReader remembers the error its reader returned, so that a network
+// failure is not taken for corrupt data.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }
 
 type counter struct{ n int64 }

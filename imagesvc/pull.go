@@ -23,7 +23,7 @@ import (
 
 // parallelLayers bounds layers fetched and unpacked at once: enough to fill
 // the network and the disk, few enough not to thrash a small node.
-const parallelLayers = 4
+const parallelLayers = 6
 
 // Pull fetches ref (mirrors first, then the registry itself), verifies and
 // unpacks it and records it. Concurrent pulls of one reference share one
@@ -102,21 +102,37 @@ func (s *Service) pullFrom(ep endpoint, n Reference, log interface {
 	return img, w.received(), nil
 }
 
-func (s *Service) remoteOptions(ctx context.Context, ep endpoint) []remote.Option {
+// regTransportFor is the transport every request to ep goes through.
+func regTransportFor(ep endpoint) *regTransport {
 	tr := &regTransport{base: http.DefaultTransport, secure: map[string]bool{}}
 	if !ep.insecure {
 		tr.secure[ep.host] = true
 	}
-	p := s.opts.Platform
-	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(ep.auth.authenticator()),
-		remote.WithTransport(tr), remote.WithPlatform(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}),
-		remote.WithJobs(1)}
+	return tr
 }
 
-// fetch pulls n from ep: manifest and config, then the layers in parallel,
-// then one syncfs, then the record.
+func (s *Service) remoteOptions(ctx context.Context, ep endpoint, tr http.RoundTripper) []remote.Option {
+	p := s.opts.Platform
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(ep.auth.authenticator()),
+		remote.WithTransport(tr), remote.WithPlatform(v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})}
+}
+
+// fetch pulls n from ep: one auth handshake for the manifest, the config
+// and the layers, then store. A failed pull keeps nothing.
 func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log interface{ Debug(string, ...any) }) (*Image, error) {
-	img, rec, blobs, err := s.resolveImage(ctx, ep, n)
+	var nopts []name.Option
+	if ep.insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	repo, err := name.NewRepository(ep.host+"/"+n.Repository, nopts...)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("repository %s/%s: %v", ep.host, n.Repository, err)
+	}
+	src, rt, err := newBlobSource(ctx, repo, ep.auth.authenticator(), regTransportFor(ep))
+	if err != nil {
+		return nil, err
+	}
+	rec, blobs, err := s.resolveImage(ctx, ep, n, repo, rt)
 	if err != nil {
 		return nil, err
 	}
@@ -126,14 +142,32 @@ func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log inter
 		keys = append(keys, l.Digest, l.ChainID)
 	}
 	release := s.leaseKeys(keys...)
-	defer release()
+	img, err := s.store(ctx, src, n, rec, blobs, log)
+	release()
+	if err != nil {
+		// Keep nothing of a failed pull: the layers that did unpack go now,
+		// unless another image or pull has them.
+		only := map[string]bool{}
+		for _, k := range keys {
+			only[k] = true
+		}
+		if gerr := s.collect(false, only); gerr != nil {
+			s.log.Warn("free a failed pull's layers", "image", n.String(), "error", gerr)
+		}
+		return nil, err
+	}
+	return img, nil
+}
 
+// store fetches and unpacks the layers in parallel, writes the small blobs,
+// makes it all durable with one syncfs and commits the record.
+func (s *Service) store(ctx context.Context, src *blobSource, n Reference, rec *record, blobs map[string][]byte, log interface{ Debug(string, ...any) }) (*Image, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelLayers)
 	for _, lr := range rec.Layers {
 		g.Go(func() error {
 			start := time.Now()
-			if err := s.fetchLayer(gctx, img, lr); err != nil {
+			if err := s.fetchLayer(gctx, src, lr); err != nil {
 				return fmt.Errorf("layer %s: %w", lr.Digest, err)
 			}
 			log.Debug("layer ready", "layer", lr.Digest, "bytes", lr.Size, "duration", time.Since(start))
@@ -143,6 +177,7 @@ func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log inter
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	synced := time.Now()
 	for d, data := range blobs {
 		if err := s.writeBlob(d, data); err != nil {
 			return nil, err
@@ -152,35 +187,28 @@ func (s *Service) fetch(ctx context.Context, ep endpoint, n Reference, log inter
 	if err := syncfsPath(s.blobPath(rec.ID)); err != nil {
 		return nil, err
 	}
+	log.Debug("image synced", "duration", time.Since(synced))
 	return s.commit(n, rec)
 }
 
 // resolveImage fetches and checks the manifest (picking this node's platform
 // from an index) and the config, and returns the record to be, with the
 // small blobs to store.
-func (s *Service) resolveImage(ctx context.Context, ep endpoint, n Reference) (v1.Image, *record, map[string][]byte, error) {
-	var nopts []name.Option
-	if ep.insecure {
-		nopts = append(nopts, name.Insecure)
-	}
-	repo, err := name.NewRepository(ep.host+"/"+n.Repository, nopts...)
-	if err != nil {
-		return nil, nil, nil, errdefs.InvalidArgument("repository %s/%s: %v", ep.host, n.Repository, err)
-	}
+func (s *Service) resolveImage(ctx context.Context, ep endpoint, n Reference, repo name.Repository, rt http.RoundTripper) (*record, map[string][]byte, error) {
 	var r name.Reference = repo.Tag(n.Tag)
 	if n.Digest != "" {
 		r = repo.Digest(n.Digest)
 	}
-	ropts := s.remoteOptions(ctx, ep)
+	ropts := s.remoteOptions(ctx, ep, rt)
 	desc, err := remote.Get(r, ropts...)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("get manifest: %w", err)
+		return nil, nil, fmt.Errorf("get manifest: %w", err)
 	}
 	if n.Digest != "" && desc.Digest.String() != n.Digest {
-		return nil, nil, nil, errdefs.FailedPrecondition("manifest digest %s, want %s", desc.Digest, n.Digest)
+		return nil, nil, errdefs.FailedPrecondition("manifest digest %s, want %s", desc.Digest, n.Digest)
 	}
 	if desc.MediaType == types.DockerManifestSchema1 || desc.MediaType == types.DockerManifestSchema1Signed {
-		return nil, nil, nil, errdefs.FailedPrecondition("%s is a Docker schema 1 manifest, which is deprecated and not supported; push it again with a current client", n)
+		return nil, nil, errdefs.FailedPrecondition("%s is a Docker schema 1 manifest, which is deprecated and not supported; push it again with a current client", n)
 	}
 	rec := &record{RepoDigests: []string{n.Name() + "@" + desc.Digest.String()}}
 	if t := n.TagRef(); t != "" {
@@ -191,37 +219,37 @@ func (s *Service) resolveImage(ctx context.Context, ep endpoint, n Reference) (v
 		rec.IndexDigests = []string{desc.Digest.String()}
 		blobs[desc.Digest.String()] = desc.Manifest
 	} else if !desc.MediaType.IsImage() {
-		return nil, nil, nil, errdefs.FailedPrecondition("%s has media type %q, not an image manifest or index", n, desc.MediaType)
+		return nil, nil, errdefs.FailedPrecondition("%s has media type %q, not an image manifest or index", n, desc.MediaType)
 	}
 	img, err := desc.Image()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("select platform %s/%s: %w", s.opts.Platform.OS, s.opts.Platform.Architecture, err)
+		return nil, nil, fmt.Errorf("select platform %s/%s: %w", s.opts.Platform.OS, s.opts.Platform.Architecture, err)
 	}
 	raw, err := img.RawManifest()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read manifest: %w", err)
+		return nil, nil, fmt.Errorf("read manifest: %w", err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("decode manifest: %w", err)
+		return nil, nil, fmt.Errorf("decode manifest: %w", err)
 	}
 	rec.ManifestDigest = digestOf(raw)
 	blobs[rec.ManifestDigest] = raw
 	cfgRaw, err := img.RawConfigFile()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("get image config: %w", err)
+		return nil, nil, fmt.Errorf("get image config: %w", err)
 	}
 	if d := digestOf(cfgRaw); d != m.Config.Digest.String() || int64(len(cfgRaw)) != m.Config.Size {
-		return nil, nil, nil, errdefs.FailedPrecondition("image config has digest %s size %d, manifest says %s size %d", d, len(cfgRaw), m.Config.Digest, m.Config.Size)
+		return nil, nil, errdefs.FailedPrecondition("image config has digest %s size %d, manifest says %s size %d", d, len(cfgRaw), m.Config.Digest, m.Config.Size)
 	}
 	rec.ID = m.Config.Digest.String()
 	blobs[rec.ID] = cfgRaw
 	var cfg ocispec.Image
 	if err := json.Unmarshal(cfgRaw, &cfg); err != nil {
-		return nil, nil, nil, errdefs.FailedPrecondition("decode image config: %v", err)
+		return nil, nil, errdefs.FailedPrecondition("decode image config: %v", err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, nil, nil, errdefs.FailedPrecondition("image config has %d diff ids for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
+		return nil, nil, errdefs.FailedPrecondition("image config has %d diff ids for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
 	}
 	chain := ""
 	for i, l := range m.Layers {
@@ -231,7 +259,7 @@ func (s *Service) resolveImage(ctx context.Context, ep endpoint, n Reference) (v
 		rec.Size += l.Size
 	}
 	rec.Size += m.Config.Size
-	return img, rec, blobs, nil
+	return rec, blobs, nil
 }
 
 // chainID is the OCI chain id: sha256(parent + " " + diffID), the diff id

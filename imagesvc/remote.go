@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cri-server/cri-server/errdefs"
@@ -194,4 +196,53 @@ func watchStalls(ctx context.Context, limit time.Duration) (context.Context, *wa
 		}
 	}()
 	return ctx, w, func() { close(stop); cancel(nil) }
+}
+
+// blobSource fetches the blobs of one repository through the transport the
+// manifest came through (one auth handshake per pull). Unlike ggcr's layer
+// readers it does not hash: ingestLayer hashes the stream once, while
+// unpacking it.
+type blobSource struct {
+	client *http.Client
+	base   string // scheme://host/v2/<repo>/blobs/
+}
+
+// newBlobSource authenticates to repo (ping, then the token or basic auth
+// the challenge asks for) and returns the source and the transport for
+// ggcr to reuse: ggcr uses a *transport.Wrapper as it is, where it would
+// otherwise do its own handshake.
+func newBlobSource(ctx context.Context, repo name.Repository, auth authn.Authenticator, base http.RoundTripper) (*blobSource, http.RoundTripper, error) {
+	retry := transport.NewRetry(base, transport.WithRetryStatusCodes(http.StatusRequestTimeout,
+		http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, retry, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("authenticate to %s: %w", repo.RegistryStr(), err)
+	}
+	src := &blobSource{client: &http.Client{Transport: rt},
+		base: repo.Registry.Scheme() + "://" + repo.RegistryStr() + "/v2/" + repo.RepositoryStr() + "/blobs/"}
+	if _, ok := rt.(*transport.Wrapper); !ok {
+		rt = base // anonymous: ggcr wraps and pings on its own
+	}
+	return src, rt, nil
+}
+
+// open starts the download of the blob digest, which must be size bytes.
+func (b *blobSource) open(ctx context.Context, digest string, size int64) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.base+digest, nil)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("blob %s: %v", digest, err)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch blob %s: %w", digest, err)
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("fetch blob %s: %w", digest, err)
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != size {
+		resp.Body.Close()
+		return nil, errdefs.FailedPrecondition("blob %s has Content-Length %d, manifest says size %d", digest, resp.ContentLength, size)
+	}
+	return resp.Body, nil
 }

@@ -211,7 +211,12 @@ func (s *Service) GC() error { return s.gc(false) }
 
 // gc is GC; at start-up (no pull can be running) it also removes the
 // half-unpacked snapshots of pulls a crash interrupted.
-func (s *Service) gc(startup bool) error {
+func (s *Service) gc(startup bool) error { return s.collect(startup, nil) }
+
+// collect is gc limited to the blobs and snapshots named in only (digests
+// and chain ids; nil means all), and then to no container dir: what a failed
+// pull committed is freed at once, unless another image or pull uses it.
+func (s *Service) collect(startup bool, only map[string]bool) error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.mu.Lock()
@@ -244,7 +249,7 @@ func (s *Service) gc(startup bool) error {
 	blobDir := filepath.Join(s.opts.Root, "blobs", "sha256")
 	ents, _ := os.ReadDir(blobDir)
 	for _, e := range ents {
-		if !keep["sha256:"+e.Name()] {
+		if !keep["sha256:"+e.Name()] && (only == nil || only["sha256:"+e.Name()]) {
 			errs = append(errs, os.Remove(filepath.Join(blobDir, e.Name())))
 			nb++
 		}
@@ -252,13 +257,19 @@ func (s *Service) gc(startup bool) error {
 	snapDir := filepath.Join(s.opts.Root, "snapshots")
 	ents, _ = os.ReadDir(snapDir)
 	for _, e := range ents {
+		if only != nil && !only["sha256:"+e.Name()] {
+			continue
+		}
 		if strings.HasPrefix(e.Name(), ".tmp-") && startup || !strings.HasPrefix(e.Name(), ".") && !keep["sha256:"+e.Name()] {
 			errs = append(errs, os.RemoveAll(filepath.Join(snapDir, e.Name())))
 			ns++
 		}
 	}
 	ctrDir := filepath.Join(s.opts.Root, "containers")
-	ents, _ = os.ReadDir(ctrDir)
+	ents = nil
+	if only == nil {
+		ents, _ = os.ReadDir(ctrDir)
+	}
 	for _, e := range ents {
 		if !containers[e.Name()] {
 			errs = append(errs, os.RemoveAll(filepath.Join(ctrDir, e.Name())))

@@ -200,3 +200,113 @@ func TestUnpackManyDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// posixACL is a system.posix_acl_default value: owner rwx, group and others
+// nothing. Files created under it get mode bits from it, not the umask.
+func posixACL() string {
+	b := []byte{2, 0, 0, 0} // version
+	for _, e := range [][2]uint16{{0x01, 7}, {0x04, 0}, {0x20, 0}} {
+		b = append(b, byte(e[0]), byte(e[0]>>8), byte(e[1]), byte(e[1]>>8), 0xff, 0xff, 0xff, 0xff)
+	}
+	return string(b)
+}
+
+// Files get the owner and mode their header says however the directory
+// they land in would shape a new file: set-gid bits (also inherited by
+// implicit subdirs), default ACLs, the umask.
+func TestUnpackOwnerAndModeWhateverTheParent(t *testing.T) {
+	requireRoot(t)
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, h := range []*tar.Header{
+		{Name: "sg/", Typeflag: tar.TypeDir, Mode: 0o2775, Gid: 1234},
+		{Name: "sg/f", Mode: 0o644},
+		{Name: "sg/sub/f", Mode: 0o644},
+		{Name: "acl/", Typeflag: tar.TypeDir, Mode: 0o755, PAXRecords: map[string]string{"SCHILY.xattr.system.posix_acl_default": posixACL()}},
+		{Name: "acl/f", Mode: 0o644},
+		{Name: "wide", Mode: 0o777},
+		{Name: "sticky", Mode: 0o1755},
+		{Name: "owned", Mode: 0o640, Uid: 7, Gid: 8},
+		{Name: "plain", Mode: 0o644},
+	} {
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	snap := t.TempDir()
+	if _, err := unpack(&b, snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		mode       uint32
+		uid, gid   uint32
+	}{
+		{name: "file in set-gid dir keeps its group", path: "sg/f", mode: 0o644},
+		{name: "file in implicit subdir of set-gid dir", path: "sg/sub/f", mode: 0o644},
+		{name: "file under a default ACL", path: "acl/f", mode: 0o644},
+		{name: "bits the umask drops", path: "wide", mode: 0o777},
+		{name: "sticky bit", path: "sticky", mode: 0o1755},
+		{name: "other owner", path: "owned", mode: 0o640, uid: 7, gid: 8},
+		{name: "plain", path: "plain", mode: 0o644},
+	} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(snap, tc.path), &st); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if st.Mode&0o7777 != tc.mode || st.Uid != tc.uid || st.Gid != tc.gid {
+			t.Errorf("%s: %s mode %o uid %d gid %d; want %o %d %d", tc.name, tc.path, st.Mode&0o7777, st.Uid, st.Gid, tc.mode, tc.uid, tc.gid)
+		}
+	}
+}
+
+// A later entry of one layer replaces an earlier one of the same name,
+// whatever it was, and never writes through it.
+func TestUnpackReplaces(t *testing.T) {
+	requireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		first []ent
+	}{
+		{name: "file", first: []ent{{name: "x", body: "old"}}},
+		{name: "dir with files", first: []ent{{name: "x/", typ: tar.TypeDir, mode: 0o755}, {name: "x/y", body: "y"}}},
+		{name: "symlink to a file outside", first: []ent{{name: "x", link: "OUTSIDE", typ: tar.TypeSymlink}}},
+		{name: "hardlink", first: []ent{{name: "h", body: "h"}, {name: "x", link: "h", typ: tar.TypeLink}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			outside := filepath.Join(base, "outside")
+			os.WriteFile(outside, []byte("keep"), 0o644)
+			snap := filepath.Join(base, "snap")
+			os.MkdirAll(snap, 0o755)
+			ents := append([]ent{}, tc.first...)
+			for i := range ents {
+				if ents[i].link == "OUTSIDE" {
+					ents[i].link = outside
+				}
+			}
+			ents = append(ents, ent{name: "x", body: "new", mode: 0o640})
+			if _, err := unpack(mkTar(t, ents...), snap); err != nil {
+				t.Fatal(err)
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(snap, "x"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o777 != 0o640 || st.Nlink != 1 {
+				t.Fatalf("x: %v mode %o nlink %d; want a regular file 640 of its own", err, st.Mode, st.Nlink)
+			}
+			if b, _ := os.ReadFile(filepath.Join(snap, "x")); string(b) != "new" {
+				t.Errorf("x = %q", b)
+			}
+			if b, _ := os.ReadFile(outside); string(b) != "keep" {
+				t.Errorf("written through the old entry: outside = %q", b)
+			}
+			if b, err := os.ReadFile(filepath.Join(snap, "h")); err == nil && string(b) != "h" {
+				t.Errorf("hardlink target changed: %q", b)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-server/cri-server/cni"
 )
 
 const defaultShmSize = 64 << 20
@@ -85,3 +88,35 @@ func unmountShm(path string) error {
 	}
 	return nil
 }
+
+// attachmentFile in a pod dir holds the CNI attachment from just before
+// ADD until the pod's record is stored, for the start-up sweep's DEL.
+const attachmentFile = "net.json"
+
+func writeAttachment(dir string, a *cni.Attachment) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode CNI attachment: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, attachmentFile), b)
+}
+
+// readAttachment returns the attachment a setup journaled in dir, nil if
+// none (it died before ADD) or unreadable (it died writing it: the rename
+// never happened, so ADD never ran).
+func readAttachment(dir string) *cni.Attachment {
+	b, err := os.ReadFile(filepath.Join(dir, attachmentFile))
+	if err != nil {
+		return nil
+	}
+	a := new(cni.Attachment)
+	if err := json.Unmarshal(b, a); err != nil {
+		return nil
+	}
+	return a
+}
+
+// recordFile in a pod dir is the ready pod's record, written before its
+// store commit (storeReady): a daemon that dies before that commit is
+// durable finds the pod by it on start (adoptUnstored).
+const recordFile = "pod.json"

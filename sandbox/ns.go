@@ -75,22 +75,13 @@ func createNamespacesLocked(req nsRequest) (nsResult, error) {
 			return res, fmt.Errorf("unshare namespaces: %w", err)
 		}
 	}
-	if req.uts {
-		if err := unix.Sethostname([]byte(req.hostname)); err != nil {
-			return res, fmt.Errorf("set hostname: %w", err)
-		}
-	}
 	if req.net {
 		if err := loopbackUp(); err != nil {
 			return res, err
 		}
 	}
-	// /proc/sys resolves net and ipc entries against the opening thread's
-	// namespaces, so these writes land in the pod's, not the node's.
-	for _, s := range req.sysctls {
-		if err := s.apply(); err != nil {
-			return res, err
-		}
+	if err := configureLocked(req); err != nil {
+		return res, err
 	}
 	self := fmt.Sprintf("/proc/%d/task/%d/ns/", os.Getpid(), unix.Gettid())
 	var err error
@@ -109,20 +100,94 @@ func createNamespacesLocked(req nsRequest) (nsResult, error) {
 			return res, err
 		}
 	}
-	if req.pid {
-		// Forked from this thread, the init inherits the pod's net, ipc and
-		// uts namespaces; only a process can hold a PID namespace open for
-		// new members.
-		pid, err := startInit(req.dir)
-		if err != nil {
-			return res, err
-		}
-		res.initPID = pid
-		if res.pid, err = pin(fmt.Sprintf("/proc/%d/ns/pid", pid), filepath.Join(req.dir, "pidns")); err != nil {
-			return res, err
+	return res, startInitLocked(req, &res)
+}
+
+// configureLocked sets the hostname and the sysctls of the namespaces the
+// calling thread is in (the pod's, by unshare or setns).
+func configureLocked(req nsRequest) error {
+	if req.uts && req.hostname != "" {
+		if err := unix.Sethostname([]byte(req.hostname)); err != nil {
+			return fmt.Errorf("set hostname: %w", err)
 		}
 	}
-	return res, nil
+	// /proc/sys resolves net and ipc entries against the opening thread's
+	// namespaces, so these writes land in the pod's, not the node's.
+	for _, s := range req.sysctls {
+		if err := s.apply(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startInitLocked starts the reaping init of a shared PID namespace, when
+// asked, from the calling thread and pins its namespace.
+func startInitLocked(req nsRequest, res *nsResult) error {
+	if !req.pid {
+		return nil
+	}
+	// Forked from this thread, the init inherits the pod's net, ipc and
+	// uts namespaces; only a process can hold a PID namespace open for new
+	// members.
+	pid, err := startInit(req.dir)
+	if err != nil {
+		return err
+	}
+	res.initPID = pid
+	res.pid, err = pin(fmt.Sprintf("/proc/%d/ns/pid", pid), filepath.Join(req.dir, "pidns"))
+	return err
+}
+
+// joinNamespaces configures namespaces made ahead (a pool set pinned in
+// req.dir, see nsPool) for the pod: hostname, sysctls and, when asked, the
+// init of a shared PID namespace, from a thread that enters them. What it
+// started is undone on error; the pinned set itself is the caller's.
+func joinNamespaces(req nsRequest) (nsResult, error) {
+	res := nsResult{net: filepath.Join(req.dir, "netns"), ipc: filepath.Join(req.dir, "ipcns"), uts: filepath.Join(req.dir, "utsns")}
+	if len(req.sysctls) == 0 && req.hostname == "" && !req.pid {
+		return res, nil
+	}
+	type out struct {
+		res nsResult
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		goruntime.LockOSThread() // never unlocked: the thread dies with its foreign namespaces
+		r := res
+		err := setnsAll(map[string]int{r.net: unix.CLONE_NEWNET, r.ipc: unix.CLONE_NEWIPC, r.uts: unix.CLONE_NEWUTS})
+		if err == nil {
+			err = configureLocked(req)
+		}
+		if err == nil {
+			err = startInitLocked(req, &r)
+		}
+		if err != nil && r.initPID > 0 {
+			killInit(r.initPID)
+			_ = unpin(r.pid)
+			r.initPID, r.pid = 0, ""
+		}
+		ch <- out{r, err}
+	}()
+	o := <-ch
+	return o.res, o.err
+}
+
+// setnsAll moves the calling thread into each pinned namespace.
+func setnsAll(paths map[string]int) error {
+	for path, kind := range paths {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open pod namespace: %w", err)
+		}
+		err = unix.Setns(fd, kind)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("enter pod namespace %s: %w", filepath.Base(path), err)
+		}
+	}
+	return nil
 }
 
 // pin bind-mounts the namespace file src onto a new file at dst.

@@ -116,6 +116,9 @@ type Options struct {
 	// CgroupRoot is where the v1 hierarchies are mounted (default
 	// /sys/fs/cgroup); a seam for tests.
 	CgroupRoot string
+	// PoolSize is how many pods' namespaces are kept made ahead (nsPool;
+	// 0: none, each pod makes its own).
+	PoolSize int
 }
 
 // Manager runs and tears down pods and keeps their records.
@@ -129,6 +132,10 @@ type Manager struct {
 	mu      sync.Mutex
 	pods    map[string]*entry
 	stopper ContainerStopper
+	pool    *nsPool // nil: every pod makes its own namespaces
+	// storing counts the ready pods' store commits still in flight
+	// (storeReady); Close waits for them.
+	storing sync.WaitGroup
 }
 
 // entry serialises operations on one pod; pod is replaced, never mutated
@@ -137,6 +144,10 @@ type entry struct {
 	op      sync.Mutex
 	pod     *Pod
 	removed bool // set under op by Remove: a racing Stop must not re-store it
+	// stored, when not nil, is closed once Run's store commit of the ready
+	// pod is done; every later write of the pod's record waits for it
+	// (under op), so the store never sees them out of order.
+	stored chan struct{}
 }
 
 // SetContainerStopper installs the hook Stop and Remove call first.
@@ -207,6 +218,7 @@ func clonePod(p *Pod) *Pod {
 // update publishes a copy of p as the pod's new record, durably first;
 // the caller keeps p to itself.
 func (m *Manager) update(e *entry, p *Pod) error {
+	e.waitStored()
 	if err := m.db.Put(store.BucketPods, p.ID, p); err != nil {
 		return err
 	}
@@ -250,4 +262,21 @@ func (p *Pod) InitGone() bool {
 		return true
 	}
 	return pinned.Ino != live.Ino || pinned.Dev != live.Dev
+}
+
+// waitStored waits for Run's store commit of the pod, if one is in
+// flight. The caller holds e.op.
+func (e *entry) waitStored() {
+	if e.stored != nil {
+		<-e.stored
+		e.stored = nil
+	}
+}
+
+// Close tears down the namespaces kept made ahead and waits for the store
+// commits of pods made ready; the store must stay open until it returns.
+// No RunPodSandbox may be in flight.
+func (m *Manager) Close() {
+	m.pool.close()
+	m.storing.Wait()
 }

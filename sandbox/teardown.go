@@ -139,6 +139,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.teardown(ctx, p, false); err != nil {
 		return err
 	}
+	e.waitStored()
 	if err := m.db.Delete(store.BucketPods, p.ID); err != nil {
 		return err
 	}
@@ -196,6 +197,7 @@ func New(ctx context.Context, opt Options) (*Manager, error) {
 		opt.CgroupRoot = "/sys/fs/cgroup"
 	}
 	m := &Manager{opt: opt, log: opt.Log, cni: opt.CNI, db: opt.DB, names: store.NewRegistrar(), pods: map[string]*entry{}}
+	m.adoptUnstored()
 	var recs []*Pod
 	err := opt.DB.ForEach(store.BucketPods, func(key string, data []byte) error {
 		p := new(Pod)
@@ -222,6 +224,10 @@ func New(ctx context.Context, opt Options) (*Manager, error) {
 	// know (a DEL that never succeeded before its pod was forgotten).
 	if err := m.cni.GC(ctx, valid); err != nil {
 		m.log.Debug("CNI GC skipped", "error", err)
+	}
+	if opt.PoolSize > 0 {
+		// After the sweep: a killed daemon's pooled sets were orphan dirs.
+		m.pool = newNSPool(filepath.Join(opt.StateDir, "pods"), opt.PoolSize, m.log)
 	}
 	return m, nil
 }
@@ -257,7 +263,8 @@ func (m *Manager) reload(ctx context.Context, p *Pod) bool {
 }
 
 // sweepOrphanDirs tears down pod dirs with no record: setups that died
-// before their first store commit (namespaces, shm and files only).
+// before their store commit (namespaces, shm, cgroups, files and, when
+// the attachment was journaled, the network through DEL).
 func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 	ents, err := os.ReadDir(filepath.Join(m.opt.StateDir, "pods"))
 	if err != nil {
@@ -269,6 +276,10 @@ func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 		}
 		p := &Pod{ID: d.Name(), Dir: filepath.Join(m.opt.StateDir, "pods", d.Name())}
 		p.Cgroups = readCgroupJournal(p.Dir)
+		if a := readAttachment(p.Dir); a != nil {
+			// Died during ADD, or before the record was stored: DEL is owed.
+			p.Net, p.NetPending = a, true
+		}
 		if _, err := os.Stat(filepath.Join(p.Dir, "init.pid")); errors.Is(err, os.ErrNotExist) {
 			// Maybe killed between starting the init and recording it.
 			p.InitPID = findInit(p.Dir)

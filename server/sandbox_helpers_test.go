@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		oci.InitMain()
 	}
+	// A daemon a test can kill -9 (sandbox_pool_test.go).
+	if len(os.Args) > 2 && os.Args[1] == serveArg {
+		serveMain(os.Args[2])
+	}
 	// A container's monitor is this test binary too, with a plain-process
 	// stand-in for the executor (container_test.go's fakes).
 	monitor.NewExecutor = monitortest.New
@@ -117,6 +121,9 @@ func newPodEnv(t testing.TB) *podEnv {
 	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
 	cfg.CNI.BinDirs = []string{e.binDir, "/opt/cni/bin"}
 	cfg.Metrics.Address = "127.0.0.1:0" // other test processes share this machine
+	// A small pool: every test daemon fills its own, and the pool tests
+	// wait for it to be full.
+	cfg.CNI.NamespacePool = 4
 	e.cfg = cfg
 	for _, d := range []string{cfg.CNI.ConfDir, e.binDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

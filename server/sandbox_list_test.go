@@ -277,8 +277,68 @@ func TestOrphanPodDirSweptOnStart(t *testing.T) {
 	_, info := e.status(id)
 	pid := int(info["pid"].(float64))
 	e.stop()
-	// As if the daemon died before the pod's first store commit: the dir,
+	// As if the daemon died before the pod's record was written: the dir,
 	// its pinned ipc ns, shm mount and init exist; no record does.
+	forgetRecord(t, e, id)
+	e.start()
+	waitGone(t, pid)
+	if _, err := os.Stat(filepath.Join(e.cfg.State, "pods", id)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("orphan pod dir not swept: %v", err)
+	}
+	// checkLeaks: no mounts (ipc pin, shm) left under the test dir.
+}
+
+// A daemon killed after CNI ADD but before the pod's record was stored
+// leaves a pod dir with the journaled attachment: the next start runs DEL
+// from it, releasing the veth, the IP and the masquerade rules.
+func TestDeathBetweenAddAndRecordReleasesNetwork(t *testing.T) {
+	e := newPodEnv(t)
+	e.masq = true
+	e.conflist()
+	e.start()
+	id := e.run(podConfig("unrecorded"))
+	e.stop()
+	forgetRecord(t, e, id)
+	if ips := e.heldIPs(); len(ips) != 1 {
+		t.Fatalf("before restart host-local holds %v, want the pod's one IP", ips)
+	}
+	e.start()
+	if ips := e.heldIPs(); len(ips) != 0 {
+		t.Errorf("after restart host-local still holds %v", ips)
+	}
+	if ents, _ := os.ReadDir(filepath.Join("/sys/class/net", e.bridge, "brif")); len(ents) != 0 {
+		t.Errorf("after restart %d veths on the bridge", len(ents))
+	}
+	if _, err := os.Stat(filepath.Join(e.cfg.State, "pods", id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pod dir not swept: %v", err)
+	}
+	// checkLeaks: no masquerade rule for the subnet, no netns pin.
+}
+
+// forgetRecord makes a stopped daemon's pod look as if the daemon had died
+// before writing its record: none in the store, none in the pod dir.
+func forgetRecord(t *testing.T, e *podEnv, id string) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(e.cfg.Root, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Delete(store.BucketPods, id)
+	db.Close()
+	os.Remove(filepath.Join(e.cfg.State, "pods", id, "pod.json"))
+}
+
+// A daemon killed after RunPodSandbox returned but before the pod's
+// store commit was durable still knows the pod on its next start (from
+// the record in the pod dir), ready, with its IP, and can stop it.
+func TestReadyPodWithoutStoreCommitAdoptedOnStart(t *testing.T) {
+	e := newPodEnv(t)
+	e.masq = true
+	e.conflist()
+	e.start()
+	id := e.run(podConfig("adopted"))
+	before, _ := e.status(id)
+	e.stop()
 	db, err := store.Open(filepath.Join(e.cfg.Root, "meta.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -286,11 +346,15 @@ func TestOrphanPodDirSweptOnStart(t *testing.T) {
 	db.Delete(store.BucketPods, id)
 	db.Close()
 	e.start()
-	waitGone(t, pid)
-	if _, err := os.Stat(filepath.Join(e.cfg.State, "pods", id)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("orphan pod dir not swept: %v", err)
+	after, _ := e.status(id)
+	if after.State != runtime.PodSandboxState_SANDBOX_READY || after.Network.Ip != before.Network.Ip {
+		t.Fatalf("after restart: state %v ip %q, want ready with %q", after.State, after.Network.Ip, before.Network.Ip)
 	}
-	// checkLeaks: no mounts (ipc pin, shm) left under the test dir.
+	if ips := e.heldIPs(); len(ips) != 1 {
+		t.Errorf("host-local holds %v, want the adopted pod's IP only", ips)
+	}
+	e.stopRemove(id)
+	// checkLeaks: stop and remove released all of it.
 }
 
 func TestCheckNetworkFindsABrokenPod(t *testing.T) {

@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		s.images.Close()
 		return nil, err
 	}
-	s.pods, err = sandbox.New(ctx, sandbox.Options{StateDir: cfg.State, DB: s.db, CNI: s.cni, Log: log})
+	s.pods, err = sandbox.New(ctx, sandbox.Options{StateDir: cfg.State, DB: s.db, CNI: s.cni, Log: log, PoolSize: max(cfg.CNI.NamespacePool, 0)})
 	if err != nil {
 		s.db.Close()
 		s.images.Close()
@@ -139,6 +139,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 // Close releases what New acquired; it copes with a half-built server.
 func (s *Server) Close() error {
 	var errs []error
+	if s.pods != nil {
+		s.pods.Close() // its last store commits first
+	}
 	if s.db != nil {
 		errs = append(errs, s.db.Close())
 	}

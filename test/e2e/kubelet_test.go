@@ -268,20 +268,21 @@ type kubeStateUnion struct {
 	} `json:"waiting"`
 }
 
-func (k *kubelet) pods(t *testing.T) []kubePod {
-	t.Helper()
+// pods reads the kubelet's /pods. The read-only port opens a moment after
+// /healthz answers: callers poll.
+func (k *kubelet) pods() ([]kubePod, error) {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/pods", k.roPort))
 	if err != nil {
-		t.Fatalf("kubelet /pods: %v", err)
+		return nil, fmt.Errorf("kubelet /pods: %w", err)
 	}
 	defer resp.Body.Close()
 	var list struct {
 		Items []kubePod `json:"items"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		t.Fatalf("decode kubelet /pods: %v", err)
+		return nil, fmt.Errorf("decode kubelet /pods: %w", err)
 	}
-	return list.Items
+	return list.Items, nil
 }
 
 // waitPod polls the kubelet's view of a pod until ok accepts it.
@@ -289,8 +290,11 @@ func (k *kubelet) waitPod(t *testing.T, name string, timeout time.Duration, what
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last kubePod
+	var err error
 	for time.Now().Before(deadline) {
-		for _, p := range k.pods(t) {
+		var pods []kubePod
+		pods, err = k.pods()
+		for _, p := range pods {
 			if p.Metadata.Name == name {
 				last = p
 				if ok(p) {
@@ -301,7 +305,7 @@ func (k *kubelet) waitPod(t *testing.T, name string, timeout time.Duration, what
 		time.Sleep(500 * time.Millisecond)
 	}
 	b, _ := json.Marshal(last.Status)
-	t.Fatalf("pod %s: not %s after %s; kubelet sees %s\nkubelet log:\n%s", name, what, timeout, b, tail(k.log, 30))
+	t.Fatalf("pod %s: not %s after %s; kubelet sees %s (last error %v)\nkubelet log:\n%s", name, what, timeout, b, err, tail(k.log, 30))
 	return last
 }
 
