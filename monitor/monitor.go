@@ -8,6 +8,13 @@
 // embedded in cri-server and sealed in a memfd at start (or cri-server
 // itself in builds without it).
 // The daemon talks to it over a control socket in the bundle dir.
+//
+// Two implementations keep these contracts: the C monitor of package
+// monitor/cmon, which a binary linking it (the shim) runs from a
+// constructor before the Go runtime exists, at a fraction of the memory,
+// and the Go one here (Main), for binaries without it and behind
+// CRI_SERVER_GO_MONITOR=1. The executor stays Go: the C monitor runs it in
+// short-lived children (helper.go: CreateMain, OpMain).
 package monitor
 
 import (

@@ -29,6 +29,9 @@ func Spawn(ctx context.Context, exe, bundle string, cfg Config, spec *specs.Spec
 	if err := writeJSON(filepath.Join(bundle, SpecFile), spec); err != nil {
 		return 0, err
 	}
+	if err := writeCConfig(bundle, cfg, spec.Process != nil && spec.Process.Terminal); err != nil {
+		return 0, err
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, fmt.Errorf("create ready pipe: %w", err)

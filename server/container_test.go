@@ -156,6 +156,14 @@ func TestContainerLifecycle(t *testing.T) {
 	if r := e.rt.updated[id]; r == nil || *r.CPU.Shares != 256 || e.status(t, id).Resources.Linux.MemoryLimitInBytes != 32<<20 {
 		t.Fatalf("update not applied or not reported: %+v", r)
 	}
+	// The start returns once the init is released, before the user's
+	// process runs (as with oci): a stop must not beat its first line.
+	for i := 0; i < 500; i++ {
+		if data, _ := os.ReadFile(st.LogPath); strings.Contains(string(data), " stdout F started\n") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	// Prefix ids work like crictl's.
 	if _, err := e.s.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: id[:12], Timeout: 10}); err != nil {
 		t.Fatal(err)

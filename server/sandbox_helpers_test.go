@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"github.com/cri-server/cri-server/monitor"
 	"github.com/cri-server/cri-server/monitor/monitortest"
+	// The C monitor takes `monitor` over, as in the shim.
+	_ "github.com/cri-server/cri-server/monitor/cmon"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -46,8 +48,8 @@ func TestMain(m *testing.M) {
 	// A container's monitor is this test binary too, with a plain-process
 	// stand-in for the executor (container_test.go's fakes).
 	monitor.NewExecutor = monitortest.New
-	if len(os.Args) > 1 && os.Args[1] == "monitor" {
-		os.Exit(monitor.Main(os.Args[2:]))
+	if code, ok := monitor.Verb(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -1,7 +1,8 @@
 // Command cri-server-shim holds only the entry points that cri-server
 // re-executes once per container: the monitor (`monitor <bundle>`, one per
-// running container, for its whole life) and the container init (`init`,
-// once per create and per exec). It links no gRPC, protobuf, CRI API,
+// running container, for its whole life: the C one of monitor/cmon, from a
+// constructor, and its Go helpers `monitor-create` and `monitor-op`) and
+// the container init (`init`, once per create and per exec). It links no gRPC, protobuf, CRI API,
 // metrics or image code, so a monitor or an init starts without their
 // package init and keeps none of their memory.
 //
@@ -16,6 +17,9 @@ import (
 	"os"
 
 	"github.com/cri-server/cri-server/monitor"
+	// The container monitor in C: takes `monitor <bundle>` over before
+	// the Go runtime starts.
+	_ "github.com/cri-server/cri-server/monitor/cmon"
 	"github.com/cri-server/cri-server/oci"
 	// Joins mount and user namespaces before the Go runtime starts, for
 	// exec into a running container; inert unless the executor asks.
@@ -27,11 +31,15 @@ func main() {
 		switch os.Args[1] {
 		case "init":
 			oci.InitMain() // the container's init, before it execs the user's process
-		case "monitor":
+		default:
+			// A container's monitor (C, from its constructor, unless
+			// CRI_SERVER_GO_MONITOR=1) and the Go helpers it runs.
 			monitor.NewExecutor = monitor.OCIExecutor
-			os.Exit(monitor.Main(os.Args[2:])) // a container's monitor
+			if code, ok := monitor.Verb(os.Args[1:]); ok {
+				os.Exit(code)
+			}
 		}
 	}
-	fmt.Fprintln(os.Stderr, "usage: cri-server-shim init | monitor <bundle> (run by cri-server, not by hand)")
+	fmt.Fprintln(os.Stderr, "usage: cri-server-shim init | monitor <bundle> | monitor-create <bundle> | monitor-op <bundle> ... (run by cri-server, not by hand)")
 	os.Exit(2)
 }

@@ -74,6 +74,9 @@ func (b *bench) containers(ctx context.Context) error {
 	}
 	added := u.pss + max(busy-idle, 0)
 	fmt.Printf("ctr_runtime_processes_pss %.1f MB\n", float64(u.pss)/1024)
+	// The runtime's processes alone (monitors, shims), per container.
+	fmt.Printf("ctr_processes_rss_per_container %.3f MB\nctr_processes_pss_per_container %.3f MB\n",
+		float64(u.rss)/1024/float64(total), float64(u.pss)/1024/float64(total))
 	fmt.Printf("memory_per_container %.2f MB\n", float64(added)/1024/float64(total))
 	fmt.Printf("memory_per_ctr_pod %.2f MB\n", float64(added)/1024/float64(o.ctrPods))
 	return nil

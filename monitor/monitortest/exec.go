@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -27,46 +26,32 @@ import (
 // sets to pretend the kernel OOM-killed the container.
 const OOMFile = "oom_kill"
 
+// Files of a container in OCIStateDir/<id>/, as the real executor has them:
+// the exec fifo the init waits on until Start, and the init's pid. Like
+// the real one, any process can start or kill what another created (the C
+// monitor creates in one child and starts in itself).
+const (
+	fifoFile = "exec.fifo"
+	pidFile  = "pid"
+	exeFile  = "exe"
+)
+
 // Executor runs containers as plain processes.
 type Executor struct {
 	StateDir string
-	mu       sync.Mutex
-	procs    map[string]*proc
 }
 
 // New is a monitor.NewExecutor.
 func New(cfg monitor.Config, _ *slog.Logger) (monitor.Executor, error) {
-	return &Executor{StateDir: cfg.OCIStateDir, procs: map[string]*proc{}}, nil
+	return &Executor{StateDir: cfg.OCIStateDir}, nil
 }
 
-type proc struct {
-	cmd     *exec.Cmd
-	started chan struct{}
-	killed  unix.Signal
-	fds     []*os.File
-	mu      sync.Mutex
-}
+type proc struct{ cmd *exec.Cmd }
 
-func (p *proc) Pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd.Process == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
+func (p *proc) Pid() int          { return p.cmd.Process.Pid }
 func (p *proc) Console() *os.File { return nil }
 
 func (p *proc) Wait() (monitor.ExitStatus, error) {
-	<-p.started
-	p.mu.Lock()
-	if p.cmd.Process == nil {
-		sig := p.killed
-		p.mu.Unlock()
-		return monitor.ExitStatus{Signaled: true, Signal: sig, ExitedAt: time.Now()}, nil
-	}
-	p.mu.Unlock()
 	err := p.cmd.Wait()
 	st := monitor.ExitStatus{ExitedAt: time.Now()}
 	var ee *exec.ExitError
@@ -82,6 +67,10 @@ func (p *proc) Wait() (monitor.ExitStatus, error) {
 	return st, err
 }
 
+func (e *Executor) dir(id string) string { return filepath.Join(e.StateDir, id) }
+
+// Create starts a shell that waits on the exec fifo, then execs the args:
+// the init exists (and can be killed) from create on, as with oci.
 func (e *Executor) Create(ctx context.Context, id string, spec *specs.Spec, io monitor.IO) (monitor.Process, error) {
 	if len(spec.Process.Args) == 0 {
 		return nil, errors.New("no args")
@@ -89,105 +78,128 @@ func (e *Executor) Create(ctx context.Context, id string, spec *specs.Spec, io m
 	if strings.HasPrefix(spec.Process.Args[0], "/fail-create") {
 		return nil, errors.New("create refused: " + spec.Process.Args[0])
 	}
-	cmd := exec.Command(spec.Process.Args[0], spec.Process.Args[1:]...)
+	if err := os.MkdirAll(e.dir(id), 0o700); err != nil {
+		return nil, err
+	}
+	fifo := filepath.Join(e.dir(id), fifoFile)
+	os.Remove(fifo)
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return nil, err
+	}
+	args := append([]string{"-c", `echo > "$0" && exec "$@"`, fifo}, spec.Process.Args...)
+	cmd := exec.Command("/bin/sh", args...)
 	cmd.Env = spec.Process.Env
-	// The real executor hands the fds to the init at create; this stand-in
-	// only forks at start, so it keeps its own copies until then.
-	var dups []*os.File
-	for _, f := range []*os.File{io.Stdin, io.Stdout, io.Stderr} {
-		d, err := dup(f)
-		if err != nil {
-			closeAll(dups)
-			return nil, err
-		}
-		dups = append(dups, d)
+	if io.Stdin != nil {
+		cmd.Stdin = io.Stdin
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = dups[0], dups[1], dups[2]
+	if io.Stdout != nil {
+		cmd.Stdout = io.Stdout
+	}
+	if io.Stderr != nil {
+		cmd.Stderr = io.Stderr
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &proc{cmd: cmd, started: make(chan struct{}), fds: dups}
-	e.mu.Lock()
-	e.procs[id] = p
-	e.mu.Unlock()
-	return p, nil
-}
-
-func (e *Executor) get(id string) (*proc, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p, ok := e.procs[id]
-	if !ok {
-		return nil, errors.New("no container " + id)
+	if err := cmd.Start(); err != nil {
+		return nil, err
 	}
-	return p, nil
+	// Start fails for a missing binary, as the real one's create does.
+	os.WriteFile(filepath.Join(e.dir(id), exeFile), []byte(spec.Process.Args[0]), 0o600)
+	if err := os.WriteFile(filepath.Join(e.dir(id), pidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, err
+	}
+	if strings.HasPrefix(spec.Process.Args[0], "/crash-create") {
+		// A creator that dies mid-create, its init made: the C monitor
+		// runs Create in a helper process, which this ends.
+		os.Exit(3)
+	}
+	return &proc{cmd}, nil
 }
 
+func (e *Executor) pid(id string) (int, error) {
+	data, err := os.ReadFile(filepath.Join(e.dir(id), pidFile))
+	if err != nil {
+		return 0, errors.New("no container " + id)
+	}
+	return strconv.Atoi(string(data))
+}
+
+// Start reads the init's byte from the exec fifo, as oci's does.
 func (e *Executor) Start(ctx context.Context, id string) error {
-	p, err := e.get(id)
+	pid, err := e.pid(id)
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.started:
-		return errors.New("already started")
-	default:
+	if err := e.lookExe(id); err != nil {
+		return err
 	}
-	err = p.cmd.Start()
-	closeAll(p.fds)
-	close(p.started)
-	return err
+	fifo := filepath.Join(e.dir(id), fifoFile)
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return errors.New("already started")
+	}
+	defer unix.Close(fd)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
+		if n > 0 {
+			var b [1]byte
+			m, _ := unix.Read(fd, b[:])
+			if m == 1 {
+				os.Remove(fifo)
+				return nil
+			}
+			if m == 0 {
+				return errors.New("init exited")
+			}
+		}
+		if unix.Kill(pid, 0) != nil || time.Now().After(deadline) {
+			return errors.New("init exited")
+		}
+	}
 }
 
 func (e *Executor) Kill(ctx context.Context, id string, sig unix.Signal, all bool) error {
-	p, err := e.get(id)
+	pid, err := e.pid(id)
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd.Process == nil && sig != 0 {
-		select {
-		case <-p.started:
-		default:
-			p.killed = sig
-			closeAll(p.fds)
-			close(p.started)
+	if all {
+		if err := unix.Kill(-pid, sig); err != nil && err != unix.ESRCH {
+			return err
 		}
 		return nil
 	}
-	if p.cmd.Process == nil {
-		return nil
-	}
-	if all {
-		return unix.Kill(-p.cmd.Process.Pid, sig)
-	}
-	return p.cmd.Process.Signal(sig)
+	return unix.Kill(pid, sig)
 }
 
 func (e *Executor) OOMKillCount(ctx context.Context, id string) (uint64, error) {
-	data, err := os.ReadFile(filepath.Join(e.StateDir, id, OOMFile))
+	data, err := os.ReadFile(filepath.Join(e.dir(id), OOMFile))
 	if err != nil {
 		return 0, nil
 	}
 	return strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
 }
 
-func dup(f *os.File) (*os.File, error) {
-	if f == nil {
-		return nil, nil
+// ExecFifo and OOMFile let the C monitor start the container and read its
+// OOM counter itself, as with oci.
+// A missing binary takes the Go Start, whose error the test checks; so
+// do poststart hooks, as with oci (the stand-in runs none).
+func (e *Executor) ExecFifo(id string, spec *specs.Spec) string {
+	if e.lookExe(id) != nil || (spec.Hooks != nil && len(spec.Hooks.Poststart) > 0) {
+		return ""
 	}
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), f.Name()), nil
+	return filepath.Join(e.dir(id), fifoFile)
 }
 
-func closeAll(fs []*os.File) {
-	for _, f := range fs {
-		if f != nil {
-			f.Close()
-		}
+func (e *Executor) lookExe(id string) error {
+	data, err := os.ReadFile(filepath.Join(e.dir(id), exeFile))
+	if err != nil {
+		return errors.New("no container " + id)
 	}
+	_, err = exec.LookPath(string(data))
+	return err
 }
+
+func (e *Executor) OOMFile(id string, _ int) string { return filepath.Join(e.dir(id), OOMFile) }
