@@ -38,6 +38,12 @@ type nsResult struct {
 // thread: no pause process. The thread is never unlocked, so the Go runtime
 // destroys it on return instead of reusing a thread in foreign namespaces.
 // On error everything pinned is undone before returning.
+//
+// Its goroutine ends locked to a thread in the pod's namespaces, which Go
+// then ends with it: except the main thread, which Go cannot end and
+// parks for good, still in the pod's namespaces (its netns, and the pod's
+// veth with it, outlived the pod). init keeps the main goroutine on the
+// main thread so that no other goroutine ever runs there.
 func createNamespaces(req nsRequest) (nsResult, error) {
 	type out struct {
 		res nsResult
@@ -363,3 +369,8 @@ func isMountpoint(path string) bool {
 	}
 	return st.Type == unix.NSFS_MAGIC
 }
+
+// A LockOSThread in an init function keeps main on the main thread for the
+// program's life (see createNamespaces): any binary that runs pods links
+// this package.
+func init() { goruntime.LockOSThread() }

@@ -119,6 +119,10 @@ type Options struct {
 	// PoolSize is how many pods' namespaces are kept made ahead (nsPool;
 	// 0: none, each pod makes its own).
 	PoolSize int
+	// NetJournalDir, on a disk that outlives a reboot, keeps each CNI
+	// attachment until its pod's record is stored (netjournal.go); ""
+	// keeps only the state dir's copy.
+	NetJournalDir string
 }
 
 // Manager runs and tears down pods and keeps their records.

@@ -20,7 +20,8 @@ import (
 // crash before it is durable leaves the file, which the next start adopts
 // (adoptUnstored); a reboot before it loses a pod that the reboot stopped
 // anyway (its netns, veth and rules are gone with it; an IP that host-local
-// keeps on disk is freed by CNI GC at start). The caller holds e.op.
+// keeps on disk is freed from the network journal at start). The caller
+// holds e.op.
 func (m *Manager) storeReady(e *entry, p *Pod) error {
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -41,7 +42,9 @@ func (m *Manager) storeReady(e *entry, p *Pod) error {
 		defer close(done)
 		if err := m.db.Put(store.BucketPods, c.ID, c); err != nil {
 			m.log.Error("store ready pod; the next start adopts it from its dir", "pod", c.ID, "error", err)
+			return
 		}
+		m.unjournalNet(c.ID)
 	}()
 	return nil
 }

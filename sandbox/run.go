@@ -173,14 +173,15 @@ func (m *Manager) setupNetwork(ctx context.Context, p *Pod, cfg *runtime.PodSand
 	// in the pod dir rather than the store: the start-up sweep of dirs
 	// without a record runs DEL from it (sweepOrphanDirs), and a store
 	// commit here cost every pod an fsync queued behind the others' under
-	// load. The dir is on the state tmpfs: a reboot in the moment between
-	// this write and the record's store commit loses the file but not an
-	// IP host-local keeps on disk. CNI GC at start (New) frees such an IP
-	// only where every plugin of a cniVersion 1.1 list implements GC
-	// (bridge v1.10 does not): a known gap, see the issue-5 notes.
+	// load. The dir is on the state tmpfs, which a reboot empties while
+	// host-local keeps the IP on disk: the network journal on the root disk
+	// (journalNet) covers that until the record's store commit.
 	t0 := time.Now()
 	if err := writeAttachment(p.Dir, a); err != nil {
 		return err
+	}
+	if err := m.journalNet(p.ID, a); err != nil {
+		return fmt.Errorf("journal CNI attachment: %w", err)
 	}
 	tm.journal = time.Since(t0)
 	actx, cancel := context.WithTimeout(ctx, AddTimeout)

@@ -96,6 +96,7 @@ func (m *Manager) releaseNetwork(ctx context.Context, p *Pod) {
 		return
 	}
 	p.NetPending = false
+	m.unjournalNet(p.ID)
 }
 
 // lockPod finds a pod and takes its operation lock for Stop and Remove.
@@ -220,6 +221,7 @@ func New(ctx context.Context, opt Options) (*Manager, error) {
 		}
 	}
 	m.sweepOrphanDirs(ctx, known)
+	m.sweepNetJournal(ctx, known)
 	// CNI 1.1 GC releases what plugins hold for attachments we no longer
 	// know (a DEL that never succeeded before its pod was forgotten).
 	if err := m.cni.GC(ctx, valid); err != nil {

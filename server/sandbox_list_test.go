@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-server/cri-server/sandbox"
@@ -313,6 +314,91 @@ func TestDeathBetweenAddAndRecordReleasesNetwork(t *testing.T) {
 		t.Errorf("pod dir not swept: %v", err)
 	}
 	// checkLeaks: no masquerade rule for the subnet, no netns pin.
+}
+
+// A reboot during a pod's CNI ADD empties the state tmpfs (the pod dir and
+// its copy of the attachment) while host-local keeps the IP it allocated
+// on disk, and libcni never cached a result: the network journal on the
+// root disk still has the attachment, and the next start's DEL frees the
+// IP. A ready pod's entry goes with its store commit.
+func TestRebootDuringSetupReleasesNetwork(t *testing.T) {
+	e := newPodEnv(t)
+	e.conflist()
+	e.start()
+	kept := e.run(podConfig("kept"))
+	id := e.run(podConfig("lost"))
+	e.stop()
+	journal := filepath.Join(e.cfg.Root, "pods-net")
+	if ents, _ := os.ReadDir(journal); len(ents) != 0 {
+		t.Errorf("network journal after the pods' store commits: %d entries, want none", len(ents))
+	}
+	// The daemon died before "lost"'s commit: no record, the journal entry
+	// still there (as ADD left it: a copy of the pod dir's).
+	forgetRecord(t, e, id)
+	a, err := os.ReadFile(filepath.Join(e.cfg.State, "pods", id, "net.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDo(t, os.WriteFile(filepath.Join(journal, id+".json"), a, 0o600))
+	// The reboot came during ADD: host-local had allocated, libcni had not
+	// cached the result yet (its cache on the root disk covers a reboot
+	// after ADD). Then the pod's namespaces and tmpfs dir are gone.
+	cached, _ := filepath.Glob(filepath.Join(e.cfg.Root, "cni-cache", "results", "*"+id+"*"))
+	if len(cached) == 0 {
+		t.Fatalf("no libcni cache entry for the pod")
+	}
+	for _, f := range cached {
+		mustDo(t, os.Remove(f))
+	}
+	rebootLoses(t, filepath.Join(e.cfg.State, "pods", id))
+	// The kernel frees a netns (and so the veth's host end) a moment after
+	// its last reference goes.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ents, _ := os.ReadDir(filepath.Join("/sys/class/net", e.bridge, "brif")); len(ents) == 1 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the lost pod's netns outlived its pins: %d veths on the bridge", len(ents))
+		}
+	}
+	if ips := e.heldIPs(); len(ips) != 2 {
+		t.Fatalf("before restart host-local holds %v, want both pods' IPs", ips)
+	}
+	e.start()
+	if ips := e.heldIPs(); len(ips) != 1 {
+		t.Errorf("after restart host-local holds %v, want only the kept pod's IP", ips)
+	}
+	if ents, _ := os.ReadDir(journal); len(ents) != 0 {
+		t.Errorf("network journal after restart: %d entries, want none", len(ents))
+	}
+	e.stopRemove(kept)
+}
+
+// rebootLoses makes a pod dir vanish as a reboot would: its init killed,
+// its pins and mounts detached (the namespaces go with their last
+// reference), the dir removed.
+func rebootLoses(t *testing.T, dir string) {
+	t.Helper()
+	if b, err := os.ReadFile(filepath.Join(dir, "init.pid")); err == nil {
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
+			unix.Kill(pid, unix.SIGKILL)
+			// The server's reaper has gone with its daemon: this test process
+			// is the init's parent.
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, 0, nil)
+		}
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			if err := unix.Unmount(f[4], unix.MNT_DETACH); err != nil {
+				t.Fatalf("unmount %s: %v", f[4], err)
+			}
+		}
+	}
+	mustDo(t, os.RemoveAll(dir))
 }
 
 // forgetRecord makes a stopped daemon's pod look as if the daemon had died

@@ -98,7 +98,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		s.images.Close()
 		return nil, err
 	}
-	s.pods, err = sandbox.New(ctx, sandbox.Options{StateDir: cfg.State, DB: s.db, CNI: s.cni, Log: log, PoolSize: max(cfg.CNI.NamespacePool, 0)})
+	s.pods, err = sandbox.New(ctx, sandbox.Options{StateDir: cfg.State, DB: s.db, CNI: s.cni, Log: log, PoolSize: max(cfg.CNI.NamespacePool, 0),
+		NetJournalDir: filepath.Join(cfg.Root, "pods-net")})
 	if err != nil {
 		s.db.Close()
 		s.images.Close()
