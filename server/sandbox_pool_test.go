@@ -155,7 +155,7 @@ func TestPooledPodsGetTheirOwnNamespaces(t *testing.T) {
 	var ids []string
 	inodes := map[uint64]string{}
 	for i := range 3 {
-		free = append(free, e.poolSets()...) // refilled since
+		free = append(free, e.waitPoolFull()...) // refilled since; full, so no set is being made meanwhile
 		id := e.run(podConfig(fmt.Sprintf("pooled%d", i)))
 		if !slices.Contains(free, id) {
 			t.Fatalf("pod %s did not take a pooled set (pool %v)", id, free)
