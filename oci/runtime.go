@@ -97,14 +97,18 @@ func waitCmd(cmd *exec.Cmd) (ExitStatus, error) {
 	if err != nil && !errors.As(err, &ee) {
 		return ExitStatus{}, fmt.Errorf("wait process: %w", err)
 	}
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return exitStatusOf(cmd.ProcessState.Sys().(syscall.WaitStatus)), nil
+}
+
+// exitStatusOf turns a reaped child's wait status into an ExitStatus, now.
+func exitStatusOf(ws syscall.WaitStatus) ExitStatus {
 	st := ExitStatus{ExitedAt: time.Now()}
 	if ws.Signaled() {
 		st.Signaled, st.Signal = true, unix.Signal(ws.Signal())
 	} else {
 		st.Code = ws.ExitStatus()
 	}
-	return st, nil
+	return st
 }
 
 // New returns a Runtime. It seals a copy of the init binary once, so creating

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -106,14 +105,7 @@ func waitAdopted(p *os.Process) (ExitStatus, error) {
 	if err != nil {
 		return ExitStatus{}, fmt.Errorf("wait process: %w", err)
 	}
-	ws := ps.Sys().(syscall.WaitStatus)
-	st := ExitStatus{ExitedAt: time.Now()}
-	if ws.Signaled() {
-		st.Signaled, st.Signal = true, unix.Signal(ws.Signal())
-	} else {
-		st.Code = ws.ExitStatus()
-	}
-	return st, nil
+	return exitStatusOf(ps.Sys().(syscall.WaitStatus)), nil
 }
 
 // UserNS is a user namespace held open by a file descriptor.
