@@ -271,7 +271,9 @@ func startInit(dir string) (int, error) {
 	pid := cmd.Process.Pid
 	// Reap it when it dies; after a daemon restart the node's init does.
 	go cmd.Wait()
-	if err := os.WriteFile(filepath.Join(dir, "init.pid"), []byte(strconv.Itoa(pid)), 0o600); err != nil {
+	// Atomic: a daemon killed while writing it must not leave an empty file
+	// that hides the init from the start-up sweep (findInit).
+	if err := writeFileAtomic(filepath.Join(dir, "init.pid"), []byte(strconv.Itoa(pid))); err != nil {
 		killInit(pid)
 		return 0, fmt.Errorf("record pod init: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cri-server/cri-server/cni"
@@ -157,10 +158,8 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 func (m *Manager) teardown(ctx context.Context, p *Pod, strict bool) error {
 	if p.InitPID > 0 {
 		killInit(p.InitPID)
-	} else if b, err := os.ReadFile(filepath.Join(p.Dir, "init.pid")); err == nil {
-		if pid, err := strconv.Atoi(string(b)); err == nil {
-			killInit(pid)
-		}
+	} else if pid := readInitPID(p.Dir); pid > 0 {
+		killInit(pid)
 	}
 	if p.NetPending && p.Net != nil {
 		if err := m.cni.Del(ctx, p.Net); err != nil {
@@ -282,7 +281,7 @@ func (m *Manager) sweepOrphanDirs(ctx context.Context, known map[string]bool) {
 			// Died during ADD, or before the record was stored: DEL is owed.
 			p.Net, p.NetPending = a, true
 		}
-		if _, err := os.Stat(filepath.Join(p.Dir, "init.pid")); errors.Is(err, os.ErrNotExist) {
+		if readInitPID(p.Dir) == 0 {
 			// Maybe killed between starting the init and recording it.
 			p.InitPID = findInit(p.Dir)
 		}
@@ -305,4 +304,17 @@ func (m *Manager) CheckNetwork(ctx context.Context, id string) error {
 		return nil
 	}
 	return m.cni.Check(ctx, p.Net)
+}
+
+// readInitPID is the pod init's pid recorded in dir, 0 if none or unreadable.
+func readInitPID(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "init.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
 }
