@@ -9,12 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/errdefs"
@@ -24,27 +18,15 @@ import (
 // last layer, etc/top.
 func pushFiles(t *testing.T, reg *testRegistry, repo string, layers int) string {
 	t.Helper()
-	var ls []v1.Layer
+	var ls [][]ent
 	for i := range layers {
 		ents := []ent{{name: "etc/layer" + strconv.Itoa(i), body: "layer " + strconv.Itoa(i)}}
 		if i == layers-1 {
 			ents = append(ents, ent{name: "etc/top", body: "top"})
 		}
-		l, err := tarball.LayerFromOpener(opener(mkTar(t, ents...).Bytes()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
+		ls = append(ls, ents)
 	}
-	img, err := mutate.AppendLayers(empty.Image, ls...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := reg.host + "/" + repo
-	r, _ := name.ParseReference(ref)
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
+	ref, _ := pushLayers(t, reg, repo, ls...)
 	return ref
 }
 

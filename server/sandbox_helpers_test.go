@@ -303,3 +303,16 @@ func waitServing(t testing.TB, path string, done chan error) {
 	}
 	t.Fatalf("socket %s never answered", path)
 }
+
+// failingAddConflist installs crit-fail, a plugin that refuses every ADD,
+// and chains it after the bridge.
+func (e *podEnv) failingAddConflist() {
+	e.t.Helper()
+	plugin := "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n" +
+		"ADD) cat >/dev/null; echo '{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"crit-fail refuses ADD\"}'; exit 1;;\n" +
+		"VERSION) echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"1.0.0\"]}';;\nesac\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(e.binDir, "crit-fail"), []byte(plugin), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	e.conflist(`{"type":"crit-fail"}`)
+}

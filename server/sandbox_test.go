@@ -199,13 +199,7 @@ func TestHostNetworkPod(t *testing.T) {
 
 func TestFailedAddLeavesNothing(t *testing.T) {
 	e := newPodEnv(t)
-	plugin := "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n" +
-		"ADD) cat >/dev/null; echo '{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"crit-fail refuses ADD\"}'; exit 1;;\n" +
-		"VERSION) echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"1.0.0\"]}';;\nesac\nexit 0\n"
-	if err := os.WriteFile(filepath.Join(e.binDir, "crit-fail"), []byte(plugin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	e.conflist(`{"type":"crit-fail"}`)
+	e.failingAddConflist()
 	e.start()
 	parent := "/crit-" + randHex(4)
 	cfg := podConfig("doomed")
