@@ -263,8 +263,9 @@ func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig,
 	}
 }
 
-// createHooks runs the hooks due once the mounts are done, then releases
-// the init.
+// createHooks runs the runtime-namespace hooks due once the mounts are
+// done, then releases the init with the state its createContainer hooks
+// read.
 func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) error {
 	s := r.ociState(st)
 	s.Status = specs.StateCreating
@@ -277,11 +278,10 @@ func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfi
 		if err := runHooks(ctx, "createRuntime", h.CreateRuntime, s); err != nil {
 			return err
 		}
-		if err := runHooks(ctx, "createContainer", h.CreateContainer, s); err != nil {
-			return err
-		}
 	}
-	return conn.send(&syncMsg{Type: msgHooksDone})
+	// createContainer hooks must run in the container's mount namespace
+	// (runtime-spec): the init runs them, with the state sent here.
+	return conn.send(&syncMsg{Type: msgHooksDone, State: s})
 }
 
 // initCmd prepares the re-exec of the init. Only stdio, the sync socket and the

@@ -154,7 +154,9 @@ func enterRootNoMountNS(rootfs string, spec *specs.Spec, conn syncConn) error {
 	return nil
 }
 
-// hooks asks the parent to run createRuntime/createContainer hooks and waits.
+// hooks asks the parent to run the prestart and createRuntime hooks, then
+// runs the createContainer hooks here: in the container's mount namespace,
+// before pivot_root, as runtime-spec says (their paths resolve there).
 func (c syncConn) hooks(spec *specs.Spec) error {
 	if spec.Hooks == nil || len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime)+len(spec.Hooks.CreateContainer) == 0 {
 		return nil
@@ -169,7 +171,13 @@ func (c syncConn) hooks(spec *specs.Spec) error {
 	if m.Type != msgHooksDone {
 		return fmt.Errorf("wait for hooks: got %s", m.Type)
 	}
-	return nil
+	if len(spec.Hooks.CreateContainer) == 0 {
+		return nil
+	}
+	if m.State == nil {
+		return errors.New("wait for hooks: no container state for createContainer")
+	}
+	return runHooks(context.Background(), "createContainer", spec.Hooks.CreateContainer, m.State)
 }
 
 // waitStart is the create/start barrier: opening the fifo for writing blocks

@@ -1,0 +1,171 @@
+package oci_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cri-server/cri-server/oci"
+)
+
+// A time namespace with offsets: the container's boot and monotonic clocks
+// start where the spec says.
+func TestTimeNamespaceOffsets(t *testing.T) {
+	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
+		t.Skip("kernel without time namespaces")
+	}
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	tests := []struct {
+		name    string
+		offsets map[string]specs.LinuxTimeOffset
+		min     float64 // uptime seen inside at least
+		max     float64
+	}{
+		{name: "boottime ten days ahead", offsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 864000}}, min: 864000, max: 1e12},
+		{name: "no offsets", min: 0, max: 1e12},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := baseSpec(root, "sh", "-c", "cat /proc/uptime; readlink /proc/self/ns/time")
+			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+			spec.Linux.TimeOffsets = tc.offsets
+			out, st, err := e.run("timens", spec)
+			must(t, err)
+			if st.ExitCode() != 0 {
+				t.Fatalf("exit %d: %s", st.ExitCode(), out)
+			}
+			up, err := strconv.ParseFloat(strings.Fields(out)[0], 64)
+			must(t, err)
+			if up < tc.min || up > tc.max {
+				t.Errorf("uptime inside %v, want in [%v, %v]", up, tc.min, tc.max)
+			}
+			self, _ := os.Readlink("/proc/self/ns/time")
+			if strings.Contains(out, self) {
+				t.Errorf("container in the host's time namespace %s: %s", self, out)
+			}
+		})
+	}
+}
+
+// The console size of process.consoleSize is the pty's window size.
+func TestConsoleSize(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	withApplets(t, root, "stty", "tty")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	spec := baseSpec(root, "sh", "-c", "stty size; tty")
+	spec.Process.Terminal = true
+	spec.Process.ConsoleSize = &specs.Box{Height: 33, Width: 111}
+	spec.Linux.CgroupsPath = e.cg + "/consize"
+	c, err := e.rt.Create(ctx, "consize", spec, oci.IO{})
+	must(t, err)
+	defer e.rt.Delete(ctx, "consize", true)
+	defer c.Console.Close()
+	must(t, e.rt.Start(ctx, "consize"))
+	_ = c.Console.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var out []byte
+	buf := make([]byte, 256)
+	for !strings.Contains(string(out), "/dev/pts/") {
+		n, err := c.Console.Read(buf)
+		out = append(out, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	_, err = c.Wait()
+	must(t, err)
+	if !strings.Contains(string(out), "33 111") || !strings.Contains(string(out), "/dev/pts/0") {
+		t.Fatalf("console output %q, want size 33 111 on /dev/pts/0", out)
+	}
+	must(t, e.rt.Delete(ctx, "consize", false))
+}
+
+// Each of the five hook kinds runs once, where the spec says, with the
+// container's state on its stdin.
+func TestHooksStateOnStdin(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out := filepath.Join(e.dir, "hooks")
+	must(t, os.Mkdir(out, 0o755))
+	hostHook := func(name string) specs.Hook {
+		// Runs in the runtime's namespaces: stdin to a host file, and the
+		// mount namespace it runs in.
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + out + "/" + name + "; readlink /proc/self/ns/mnt > " + out + "/" + name + ".mnt"}}
+	}
+	// startContainer and createContainer run in the container's mount
+	// namespace: they write into a bind of the host dir.
+	ctrHook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > /hooks/" + name + "; readlink /proc/self/ns/mnt > /hooks/" + name + ".mnt"}}
+	}
+	spec := baseSpec(root, "sh", "-c", "touch /hooks/running; sleep 100")
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/hooks", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+	spec.Hooks = &specs.Hooks{
+		CreateRuntime:   []specs.Hook{hostHook("createRuntime")},
+		CreateContainer: []specs.Hook{hostHook("createContainer")}, // before pivot_root: host paths
+		StartContainer:  []specs.Hook{ctrHook("startContainer")},
+		Poststart:       []specs.Hook{hostHook("poststart")},
+		Poststop:        []specs.Hook{hostHook("poststop")},
+	}
+	spec.Linux.CgroupsPath = e.cg + "/hooks"
+	c, err := e.rt.Create(ctx, "hooks", spec, oci.IO{})
+	must(t, err)
+	defer e.rt.Delete(ctx, "hooks", true)
+	must(t, e.rt.Start(ctx, "hooks"))
+	waitFile(t, filepath.Join(out, "running"))
+	ctrMnt, _ := os.Readlink("/proc/" + strconv.Itoa(c.Pid) + "/ns/mnt")
+	hostMnt, _ := os.Readlink("/proc/self/ns/mnt")
+	must(t, e.rt.Delete(ctx, "hooks", true))
+	_, _ = c.Wait()
+	tests := []struct {
+		name, status, mnt string
+	}{
+		{"createRuntime", "creating", hostMnt},
+		{"createContainer", "creating", ctrMnt},
+		{"startContainer", "running", ctrMnt},
+		{"poststart", "running", hostMnt},
+		{"poststop", "stopped", hostMnt},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(out, tc.name))
+			if err != nil {
+				t.Fatalf("hook did not run: %v", err)
+			}
+			var st specs.State
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatalf("state on stdin %q: %v", b, err)
+			}
+			if st.ID != "hooks" || st.Version == "" || string(st.Status) != tc.status {
+				t.Errorf("state %+v, want id hooks, status %s", st, tc.status)
+			}
+			if tc.status != "stopped" && st.Pid != c.Pid && tc.name != "startContainer" {
+				t.Errorf("state pid %d, want the init %d", st.Pid, c.Pid)
+			}
+			mnt, _ := os.ReadFile(filepath.Join(out, tc.name+".mnt"))
+			if strings.TrimSpace(string(mnt)) != tc.mnt {
+				t.Errorf("ran in mount namespace %s, want %s", mnt, tc.mnt)
+			}
+		})
+	}
+}
+
+func waitFile(t *testing.T, p string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s never appeared", p)
+}
