@@ -331,6 +331,9 @@ func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*
 	if plan.unshare != 0 {
 		cmd.Env = append(cmd.Env, unshareEnv+"="+strconv.FormatUint(uint64(plan.unshare), 10))
 	}
+	if plan.timeOffsets != "" {
+		cmd.Env = append(cmd.Env, timensOffsetsEnv+"="+plan.timeOffsets)
+	}
 	if plan.cloneFlags&unix.CLONE_NEWUSER != 0 {
 		cmd.SysProcAttr.UidMappings = idMaps(l.UIDMappings)
 		cmd.SysProcAttr.GidMappings = idMaps(l.GIDMappings)

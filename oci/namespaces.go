@@ -44,6 +44,40 @@ type nsPlan struct {
 	// unshare: new namespaces the constructor makes after joining a user
 	// namespace by path, so that it owns them (see oci/nsenter/userns.c).
 	unshare uintptr
+	// timeOffsets: linux.timeOffsets as /proc/<pid>/timens_offsets lines,
+	// written by the constructor between its unshare and its fork.
+	timeOffsets string
+}
+
+// timensOffsetsEnv carries nsPlan.timeOffsets to the constructor.
+const timensOffsetsEnv = "_CRISERVER_TIMENS_OFFSETS"
+
+// planTimeOffsets moves a new time namespace with offsets from clone to the
+// constructor's unshare: the kernel freezes a time namespace's offsets once
+// a process is in it, and clone puts the init in at once. A new PID
+// namespace moves along, since the constructor then forks the init into
+// both (the pid 1 clone would make may not fork with CLONE_PARENT).
+func (p *nsPlan) planTimeOffsets(offs map[string]specs.LinuxTimeOffset) error {
+	if len(offs) == 0 {
+		return nil
+	}
+	if p.cloneFlags&unix.CLONE_NEWTIME == 0 && p.unshare&unix.CLONE_NEWTIME == 0 {
+		return errdefs.InvalidArgument("linux.timeOffsets: given without a new time namespace")
+	}
+	var lines []string
+	for _, clock := range []string{"monotonic", "boottime"} {
+		if o, ok := offs[clock]; ok {
+			lines = append(lines, fmt.Sprintf("%s %d %d", clock, o.Secs, o.Nanosecs))
+		}
+	}
+	if len(lines) != len(offs) {
+		return errdefs.InvalidArgument("linux.timeOffsets: only monotonic and boottime have offsets")
+	}
+	p.timeOffsets = strings.Join(lines, "\n")
+	moved := p.cloneFlags & (unix.CLONE_NEWTIME | unix.CLONE_NEWPID)
+	p.cloneFlags &^= moved
+	p.unshare |= moved
+	return nil
 }
 
 type nsJoin struct {
@@ -71,6 +105,9 @@ func planNamespaces(l *specs.Linux) (*nsPlan, error) {
 	}
 	if hasJoin(p.nsenter, specs.UserNamespace) {
 		p.unshareAfterUserJoin()
+	}
+	if err := p.planTimeOffsets(l.TimeOffsets); err != nil {
+		return nil, err
 	}
 	if p.cloneFlags&unix.CLONE_NEWUSER == 0 && (len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0) && !hasJoin(p.nsenter, specs.UserNamespace) {
 		return nil, errdefs.InvalidArgument("linux.uidMappings: given without a user namespace")

@@ -3,6 +3,7 @@ package oci_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/cri-server/cri-server/errdefs"
 	"github.com/cri-server/cri-server/oci"
 )
 
@@ -26,20 +28,33 @@ func TestTimeNamespaceOffsets(t *testing.T) {
 	tests := []struct {
 		name    string
 		offsets map[string]specs.LinuxTimeOffset
+		noNS    bool
 		min     float64 // uptime seen inside at least
 		max     float64
+		wantErr error
 	}{
 		{name: "boottime ten days ahead", offsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 864000}}, min: 864000, max: 1e12},
+		{name: "both clocks", offsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 864000}, "monotonic": {Secs: 5, Nanosecs: 7}}, min: 864000, max: 1e12},
 		{name: "no offsets", min: 0, max: 1e12},
+		{name: "offsets without a time namespace", noNS: true, offsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 1}}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "unknown clock", offsets: map[string]specs.LinuxTimeOffset{"realtime": {Secs: 1}}, wantErr: errdefs.ErrInvalidArgument},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := baseSpec(root, "sh", "-c", "cat /proc/uptime; readlink /proc/self/ns/time")
-			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+			spec := baseSpec(root, "sh", "-c", "cat /proc/uptime; readlink /proc/self/ns/time; echo pid=$$")
+			if !tc.noNS {
+				spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+			}
 			spec.Linux.TimeOffsets = tc.offsets
 			out, st, err := e.run("timens", spec)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
 			must(t, err)
-			if st.ExitCode() != 0 {
+			if st.ExitCode() != 0 || !strings.Contains(out, "pid=1\n") {
 				t.Fatalf("exit %d: %s", st.ExitCode(), out)
 			}
 			up, err := strconv.ParseFloat(strings.Fields(out)[0], 64)

@@ -38,6 +38,26 @@ void criserver_become_root(void)
 		criserver_fail("setresuid", "0", errno);
 }
 
+/* _CRISERVER_TIMENS_OFFSETS="monotonic <secs> <nsecs>\nboottime ...": the
+ * linux.timeOffsets of a new time namespace. The kernel takes them only
+ * until a process enters the namespace, which is why it is made by
+ * unshare here (it is then this process's time_for_children, which
+ * /proc/self/timens_offsets sets) and entered by the fork below. */
+static void set_time_offsets(void)
+{
+	const char *v = getenv("_CRISERVER_TIMENS_OFFSETS");
+	if (v == NULL || *v == '\0')
+		return;
+	int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		criserver_fail("open", "/proc/self/timens_offsets", errno);
+	size_t n = strlen(v);
+	if (write(fd, v, n) != (ssize_t)n)
+		criserver_fail("write", "/proc/self/timens_offsets", errno);
+	close(fd);
+	unsetenv("_CRISERVER_TIMENS_OFFSETS");
+}
+
 /* _CRISERVER_UNSHARE=<clone flags>: the namespaces to make once the joins
  * are done. A new PID or time namespace takes effect for children only, so
  * the init forks itself into it with CLONE_PARENT: the new process is the
@@ -57,6 +77,8 @@ void criserver_unshare(void)
 	unsetenv("_CRISERVER_UNSHARE");
 	if (unshare((int)flags) < 0)
 		criserver_fail("unshare", v, errno);
+	if (flags & CLONE_NEWTIME)
+		set_time_offsets();
 	if ((flags & (CLONE_NEWPID | CLONE_NEWTIME)) == 0)
 		return;
 	int p[2];
