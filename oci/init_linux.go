@@ -230,8 +230,24 @@ func prepareProcess(conn syncConn, p *specs.Process) error {
 		cwd = "/"
 	}
 	// After pivot_root (or setns into the mount namespace) "/" is the
-	// container's root, so the cwd cannot be a host directory.
-	if err := os.Chdir(cwd); err != nil {
+	// container's root. The cwd is resolved inside it with magic links
+	// refused: a plain chdir would follow /proc/self/fd/N to an fd we still
+	// hold (the state dir), a host directory (CVE-2024-21626).
+	return chdirInRoot(cwd)
+}
+
+func chdirInRoot(cwd string) error {
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open root: %w", err)
+	}
+	defer unix.Close(root)
+	fd, err := openInRoot(root, cwd, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return invalidf("process.cwd %s: %v", cwd, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchdir(fd); err != nil {
 		return invalidf("process.cwd %s: %v", cwd, err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package oci_test
 
 import (
+	"os"
 	"runtime"
 	"strconv"
 
@@ -17,4 +18,9 @@ func lockAndPin(pin string, done chan<- error) {
 		return
 	}
 	done <- unix.Mount("/proc/thread-self/ns/net", pin, "", unix.MS_BIND, "")
+}
+
+// unixFcntlClearCloexec lets f survive an exec, as a careless caller's fd.
+func unixFcntlClearCloexec(f *os.File) (int, error) {
+	return unix.FcntlInt(f.Fd(), unix.F_SETFD, 0)
 }
