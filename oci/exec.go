@@ -17,11 +17,11 @@ import (
 // Exec starts p inside a running container: all its namespaces, its cgroup,
 // and the container's seccomp profile. The caller is the process's parent.
 //
-// Net, UTS, IPC, PID and time namespaces are joined by the parent on a
-// locked thread before the fork; user, cgroup and mount namespaces by the
+// Net, UTS, IPC and PID namespaces are joined by the parent on a locked
+// thread before the fork; user, cgroup, time and mount namespaces by the
 // oci/nsenter constructor in the child before the Go runtime starts (the
-// kernel refuses the first and last to a multithreaded process; see nsPlan
-// for cgroup).
+// kernel refuses user, time and mount to a multithreaded process; see
+// nsPlan for cgroup).
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio IO) (*Process, error) {
 	if p == nil || len(p.Args) == 0 {
 		return nil, errdefs.InvalidArgument("process.args: empty")

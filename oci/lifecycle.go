@@ -79,12 +79,12 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig unix.Signal, all bool
 	if err != nil {
 		return err
 	}
-	if !st.alive() {
-		if all {
-			return nil
-		}
+	alive := st.alive()
+	if !alive && !all {
 		return errdefs.FailedPrecondition("kill container %s: not running", id)
 	}
+	// With all, the cgroup is signalled even when the init is gone: without
+	// a PID namespace its other processes outlive it (runc kill --all).
 	if all {
 		mgr, err := r.newCgroup(st.CgroupsPath)
 		if err != nil {
@@ -93,6 +93,9 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig unix.Signal, all bool
 		if err := mgr.Kill(sig); err != nil {
 			return fmt.Errorf("kill container %s: %w", id, err)
 		}
+	}
+	if !alive {
+		return nil
 	}
 	if err := unix.Kill(st.Pid, sig); err != nil && err != unix.ESRCH {
 		return fmt.Errorf("kill container %s: %w", id, err)
@@ -143,7 +146,11 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 		}
 	}
 	if err := mgr.Destroy(); err != nil {
-		return fmt.Errorf("destroy cgroup of %s: %w", id, err)
+		// A stopped container's init is gone, but without a PID namespace
+		// its other processes may remain: end them, as runc's delete does.
+		if err := killAndDestroy(ctx, mgr); err != nil {
+			return fmt.Errorf("destroy cgroup of %s: %w", id, err)
+		}
 	}
 	if st.Spec != nil && st.Spec.Hooks != nil {
 		os := r.ociState(st)
@@ -174,6 +181,15 @@ func (r *Runtime) destroyUncreated(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("open cgroup: %w", err)
 	}
+	if err := killAndDestroy(ctx, mgr); err != nil {
+		return fmt.Errorf("destroy cgroup of a half-created container: %w", err)
+	}
+	return nil
+}
+
+// killAndDestroy kills what is left in a cgroup and removes it, retrying
+// while the killed processes exit.
+func killAndDestroy(ctx context.Context, mgr CgroupManager) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_ = mgr.Kill(unix.SIGKILL)
@@ -186,7 +202,7 @@ func (r *Runtime) destroyUncreated(ctx context.Context, id string) error {
 			return cerr
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("destroy cgroup of a half-created container: %w", err)
+			return err
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

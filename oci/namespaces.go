@@ -35,8 +35,8 @@ var procNsName = map[specs.LinuxNamespaceType]string{
 // per thread in the parent and those joined by oci/nsenter in the child.
 type nsPlan struct {
 	cloneFlags uintptr
-	thread     []nsJoin // net, uts, ipc, pid, time: setns on a locked thread
-	// user, mnt: only single-threaded, so before the Go runtime; cgroup
+	thread     []nsJoin // net, uts, ipc, pid: setns on a locked thread
+	// user, mnt, time: only single-threaded, so before the Go runtime; cgroup
 	// too, so that the parent joining the cgroup at fork (CLONE_INTO_CGROUP)
 	// is not itself in the container's cgroup namespace, which an
 	// nsdelegate cgroup2 mount would refuse.
@@ -118,7 +118,7 @@ func planNamespaces(l *specs.Linux) (*nsPlan, error) {
 // add files a join by path under the side that can do it.
 func (p *nsPlan) add(j nsJoin) {
 	switch j.typ {
-	case specs.UserNamespace, specs.MountNamespace, specs.CgroupNamespace:
+	case specs.UserNamespace, specs.MountNamespace, specs.CgroupNamespace, specs.TimeNamespace:
 		p.nsenter = append(p.nsenter, j)
 	default:
 		p.thread = append(p.thread, j)
@@ -135,7 +135,7 @@ func hasJoin(js []nsJoin, t specs.LinuxNamespaceType) bool {
 }
 
 // nsenterEnv is the environment variable read by the oci/nsenter constructor:
-// "user:/proc/1/ns/user,cgroup:/proc/1/ns/cgroup,mnt:/proc/1/ns/mnt", joined
+// "user:/proc/1/ns/user,cgroup:/proc/1/ns/cgroup,time:/proc/1/ns/time,mnt:/proc/1/ns/mnt", joined
 // in that order (the mount namespace last: the paths are under /proc).
 const nsenterEnv = "_CRISERVER_NSENTER"
 
@@ -145,7 +145,7 @@ const newCgroupNSEnv = "_CRISERVER_NEWCGROUPNS"
 
 func nsenterValue(js []nsJoin) string {
 	var parts []string
-	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.CgroupNamespace, specs.MountNamespace} {
+	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.CgroupNamespace, specs.TimeNamespace, specs.MountNamespace} {
 		for _, j := range js {
 			if j.typ == t {
 				parts = append(parts, procNsName[t]+":"+j.path)

@@ -85,9 +85,10 @@ void criserver_nsenter(void)
 	new_cgroupns();
 }
 
-/* _CRISERVER_NSENTER="user:/proc/1/ns/user,cgroup:/proc/1/ns/cgroup,mnt:/proc/1/ns/mnt",
+/* _CRISERVER_NSENTER="user:/proc/1/ns/user,cgroup:/proc/1/ns/cgroup,time:/proc/1/ns/time,mnt:/proc/1/ns/mnt",
  * in that order: paths under /proc must be opened before the mount
- * namespace changes. */
+ * namespace changes. The kernel lets only a single-threaded process join
+ * a time namespace (EUSERS), hence here too. */
 static void join_namespaces(void)
 {
 	const char *v = getenv("_CRISERVER_NSENTER");
@@ -104,12 +105,12 @@ static void join_namespaces(void)
 	struct {
 		int fd, type;
 		const char *path;
-	} ns[3];
+	} ns[4];
 	int n = 0;
 	char *save = NULL;
 	for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *path = strchr(tok, ':');
-		if (path == NULL || n == 3)
+		if (path == NULL || n == 4)
 			fail("parse", tok, EINVAL);
 		*path++ = '\0';
 		int type = 0;
@@ -119,6 +120,8 @@ static void join_namespaces(void)
 			type = CLONE_NEWNS;
 		else if (strcmp(tok, "cgroup") == 0)
 			type = CLONE_NEWCGROUP;
+		else if (strcmp(tok, "time") == 0)
+			type = CLONE_NEWTIME;
 		else
 			fail("parse", tok, EINVAL);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
