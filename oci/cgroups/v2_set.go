@@ -150,6 +150,9 @@ func (m *v2Manager) setHugetlb(r *specs.LinuxResources) error {
 		if err := checkPageSize(h.Pagesize); err != nil {
 			return err
 		}
+		if !hugePageSizeExists(h.Pagesize) {
+			return errInvalid("hugepageLimits pageSize %s: not a huge page size of this kernel", h.Pagesize)
+		}
 		v := strconv.FormatUint(h.Limit, 10)
 		if err := writeFile(m.dir, "hugetlb."+h.Pagesize+".max", v); err != nil {
 			return err
@@ -204,4 +207,21 @@ func writeRdma(dir string, rdma map[string]specs.LinuxRdma) error {
 		}
 	}
 	return nil
+}
+
+// hugePageSizeExists says whether the kernel has huge pages of size (as
+// checkPageSize accepts it), from /sys/kernel/mm/hugepages. Without that
+// directory it cannot tell and says yes: the write then fails on its own.
+func hugePageSizeExists(size string) bool {
+	const dir = "/sys/kernel/mm/hugepages"
+	if !fileExists(dir) {
+		return true
+	}
+	num := size[:len(size)-2]
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return true
+	}
+	kb := n << map[byte]uint{'K': 0, 'M': 10, 'G': 20}[size[len(size)-2]]
+	return fileExists(filepath.Join(dir, "hugepages-"+strconv.FormatUint(kb, 10)+"kB"))
 }
