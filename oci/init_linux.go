@@ -220,6 +220,9 @@ func prepareProcess(conn syncConn, p *specs.Process) error {
 	if err := setIOPriority(p.IOPriority); err != nil {
 		return err
 	}
+	if err := setScheduler(p.Scheduler); err != nil {
+		return err
+	}
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))
 	} else {

@@ -155,7 +155,7 @@ func TestBadInput(t *testing.T) {
 		{"bad ioprio", func(s *specs.Spec) {
 			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 9}
 		}, errdefs.ErrInvalidArgument},
-		{"scheduler", func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: "SCHED_OTHER"} }, errdefs.ErrNotImplemented},
+		{"scheduler policy", func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: "SCHED_NOPE"} }, errdefs.ErrInvalidArgument},
 		{"oom score", func(s *specs.Spec) { s.Process.OOMScoreAdj = &low }, errdefs.ErrPermissionDenied},
 		{"rlimit", func(s *specs.Spec) {
 			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1 << 40, Soft: 1024}}

@@ -184,3 +184,49 @@ func waitFile(t *testing.T, p string) {
 	}
 	t.Fatalf("%s never appeared", p)
 }
+
+// A realtime or deadline scheduler is applied where the kernel allows it;
+// a refusal is a typed error naming the field, never a bare failure.
+func TestSchedulerKernelDecides(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	withApplets(t, root, "awk")
+	tests := []struct {
+		name       string
+		sched      specs.Scheduler
+		wantPolicy string
+		orErr      error
+	}{
+		// A fresh v1 cpu cgroup has no realtime budget (rt_runtime_us 0)
+		// when the kernel has RT group scheduling: then EPERM.
+		{name: "SCHED_FIFO 10", sched: specs.Scheduler{Policy: specs.SchedFIFO, Priority: 10}, wantPolicy: "policy=1 rtprio=10", orErr: errdefs.ErrPermissionDenied},
+		{name: "SCHED_RR 5 reset on fork", sched: specs.Scheduler{Policy: specs.SchedRR, Priority: 5, Flags: []specs.LinuxSchedulerFlag{specs.SchedFlagResetOnFork}},
+			wantPolicy: "policy=2 rtprio=5", orErr: errdefs.ErrPermissionDenied},
+		{name: "SCHED_DEADLINE runtime above deadline", sched: specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 2000000, Deadline: 1000000, Period: 1000000},
+			orErr: errdefs.ErrInvalidArgument},
+		{name: "SCHED_OTHER with a priority", sched: specs.Scheduler{Policy: specs.SchedOther, Priority: 5}, orErr: errdefs.ErrInvalidArgument},
+		{name: "unknown flag", sched: specs.Scheduler{Policy: specs.SchedOther, Flags: []specs.LinuxSchedulerFlag{"SCHED_FLAG_NOPE"}}, orErr: errdefs.ErrInvalidArgument},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := baseSpec(root, "awk", `{print "policy=" $41 " rtprio=" $40}`, "/proc/self/stat")
+			sc := tc.sched
+			spec.Process.Scheduler = &sc
+			out, _, err := e.run("sched", spec)
+			if err != nil {
+				if !errors.Is(err, tc.orErr) {
+					t.Fatalf("err %v, want %v", err, tc.orErr)
+				}
+				var pe *oci.PrivilegeError
+				if errors.Is(err, errdefs.ErrPermissionDenied) && (!errors.As(err, &pe) || pe.Field != "process.scheduler") {
+					t.Errorf("err %v does not name process.scheduler", err)
+				}
+				e.assertClean(t, "sched")
+				return
+			}
+			if tc.wantPolicy == "" || !strings.Contains(out, tc.wantPolicy) {
+				t.Errorf("output %q, want %q (or %v)", out, tc.wantPolicy, tc.orErr)
+			}
+		})
+	}
+}

@@ -15,7 +15,7 @@ import (
 func TestSpecFieldsSeenInside(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
-	withApplets(t, root, "ionice", "stty", "chrt", "sysctl", "umask")
+	withApplets(t, root, "ionice", "stty", "awk", "sysctl", "umask")
 	must(t, os.WriteFile(filepath.Join(root, "etc", "group"), []byte("root:x:0:\n"), 0o644))
 	adj := 500
 	umask := uint32(0o027)
@@ -80,6 +80,15 @@ func TestSpecFieldsSeenInside(t *testing.T) {
 				s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
 			}, want: []string{"character special file 1:3 640 7:8", "wrote"}},
 		{name: "hostname", script: "hostname; cat /proc/sys/kernel/hostname", want: []string{"ctr\nctr"}},
+		// stat's fields 19 and 41 (comm has no space here): nice and policy.
+		{name: "scheduler SCHED_BATCH nice 7", script: "awk '{print \"nice=\" $19 \" policy=\" $41}' /proc/self/stat",
+			mod:  func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 7} },
+			want: []string{"nice=7 policy=3"}},
+		{name: "scheduler SCHED_IDLE", script: "awk '{print \"policy=\" $41}' /proc/self/stat",
+			mod:  func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedIdle} },
+			want: []string{"policy=5"}},
+		{name: "no scheduler: SCHED_OTHER nice 0", script: "awk '{print \"nice=\" $19 \" policy=\" $41}' /proc/self/stat",
+			want: []string{"nice=0 policy=0"}},
 		{name: "personality", script: "uname -m",
 			mod: func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32} }, want: []string{"i686"}},
 	}
