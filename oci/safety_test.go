@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,14 +30,23 @@ func (e *env) assertClean(t *testing.T, id string) {
 	if kids := children(); len(kids) > 0 {
 		t.Errorf("child processes left: %v", kids)
 	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), e.dir) {
+		t.Errorf("mount left under %s", e.dir)
+	}
+	e.assertGone(t, id)
+}
+
+// assertGone is assertClean for one container while others run.
+func (e *env) assertGone(t *testing.T, id string) {
+	t.Helper()
+	if ids, _ := e.rt.List(); slices.Contains(ids, id) {
+		t.Errorf("container %s left", id)
+	}
 	hiers, _ := filepath.Glob("/sys/fs/cgroup/*")
 	for _, h := range hiers {
 		if _, err := os.Stat(filepath.Join(h, e.cg, id)); err == nil {
 			t.Errorf("cgroup left: %s", filepath.Join(h, e.cg, id))
 		}
-	}
-	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), e.dir) {
-		t.Errorf("mount left under %s", e.dir)
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, "state", id)); err == nil {
 		t.Errorf("state dir of %s left", id)
