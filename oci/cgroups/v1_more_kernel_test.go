@@ -33,10 +33,10 @@ func TestSetReadsBackMore(t *testing.T) {
 		{name: "memory disable OOM killer", ctrl: "memory", file: "memory.oom_control",
 			res: specs.LinuxResources{Memory: &specs.LinuxMemory{DisableOOMKiller: ptr(true)}}, want: "oom_kill_disable 1"},
 		{name: "blkio throttle read bps", ctrl: "blkio", file: "blkio.throttle.read_bps_device", needs: loop,
-			res: specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 7, Minor: 0}, Rate: 1 << 20}}}},
+			res:  specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 7, Minor: 0}, Rate: 1 << 20}}}},
 			want: "7:0 1048576"},
 		{name: "blkio throttle write iops", ctrl: "blkio", file: "blkio.throttle.write_iops_device", needs: loop,
-			res: specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 7, Minor: 0}, Rate: 100}}}},
+			res:  specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 7, Minor: 0}, Rate: 100}}}},
 			want: "7:0 100"},
 	}
 	for _, tt := range tests {
