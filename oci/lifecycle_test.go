@@ -274,3 +274,79 @@ func TestExecAttributes(t *testing.T) {
 		}
 	})
 }
+
+// Edge states a caller reaches: force-delete of a paused container, exec
+// into a stopped or unknown one, an exec refused by the kernel, a
+// startContainer hook that fails. None may hang or leave anything.
+func TestLifecycleEdges(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sh := func(args ...string) *specs.Process {
+		return &specs.Process{Args: append([]string{"sh", "-c"}, args...), Env: []string{"PATH=/bin"}, Cwd: "/"}
+	}
+	t.Run("force delete of a paused container", func(t *testing.T) {
+		s := e.start(t, "edge-pause", baseSpec(root, "sh", "-c", "sleep 100 & sleep 100"))
+		waitExeced(t, s.c.Pid, "sleep")
+		must(t, e.rt.Pause(ctx, "edge-pause"))
+		must(t, e.rt.Delete(ctx, "edge-pause", true))
+		if ws, err := s.c.Wait(); err != nil || !ws.Signaled {
+			t.Errorf("init after force delete of a paused container: %+v %v", ws, err)
+		}
+	})
+	t.Run("exec refused by the kernel, then a stopped and an unknown container", func(t *testing.T) {
+		s := e.start(t, "edge-exec", baseSpec(root, "sleep", "100"))
+		waitExeced(t, s.c.Pid, "sleep")
+		low := -999
+		p := sh("true")
+		p.OOMScoreAdj = &low
+		var pe *oci.PrivilegeError
+		if _, err := e.rt.Exec(ctx, "edge-exec", p, oci.IO{}); !errors.As(err, &pe) || pe.Field != "process.oomScoreAdj" {
+			t.Errorf("exec with oomScoreAdj below ours: %v", err)
+		}
+		p = sh("true")
+		p.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1 << 40, Hard: 1 << 40}}
+		if _, err := e.rt.Exec(ctx, "edge-exec", p, oci.IO{}); !errors.As(err, &pe) || !strings.Contains(pe.Field, "RLIMIT_NOFILE") {
+			t.Errorf("exec with an rlimit above the hard limit: %v", err)
+		}
+		if p, err := e.rt.Exec(ctx, "edge-exec", sh("true"), oci.IO{}); err != nil {
+			t.Errorf("exec after refused ones: %v", err)
+		} else {
+			_, _ = p.Wait()
+		}
+		if kids := children(); len(kids) != 1 {
+			t.Errorf("children after refused execs: %v (want the init only)", kids)
+		}
+		must(t, e.rt.Kill(ctx, "edge-exec", unix.SIGKILL, false))
+		_, _ = s.c.Wait()
+		if _, err := e.rt.Exec(ctx, "edge-exec", sh("true"), oci.IO{}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			t.Errorf("exec into a stopped container: %v", err)
+		}
+		if _, err := e.rt.Exec(ctx, "nope", sh("true"), oci.IO{}); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Errorf("exec into an unknown container: %v", err)
+		}
+	})
+	t.Run("startContainer hook fails", func(t *testing.T) {
+		spec := baseSpec(root, "sh", "-c", "echo user-process-ran")
+		spec.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "exit 5"}}}}
+		s := e.start(t, "edge-hook", spec)
+		ws, err := s.c.Wait()
+		must(t, err)
+		b, _ := io.ReadAll(s.out)
+		if ws.ExitCode() == 0 || strings.Contains(string(b), "user-process-ran") {
+			t.Errorf("the user's process ran after a failed startContainer hook: exit %d, %q", ws.ExitCode(), b)
+		}
+	})
+	t.Run("hook timeout", func(t *testing.T) {
+		one := 1
+		spec := baseSpec(root, "true")
+		spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "30"}, Timeout: &one}}}
+		t0 := time.Now()
+		_, _, err := e.run("edge-timeout", spec)
+		if err == nil || time.Since(t0) > 10*time.Second {
+			t.Errorf("create with a hook past its timeout: %v after %v", err, time.Since(t0))
+		}
+		e.assertClean(t, "edge-timeout")
+	})
+}
