@@ -29,6 +29,7 @@ func TestTimeNamespaceOffsets(t *testing.T) {
 		name    string
 		offsets map[string]specs.LinuxTimeOffset
 		noNS    bool
+		userns  bool
 		min     float64 // uptime seen inside at least
 		max     float64
 		wantErr error
@@ -36,6 +37,7 @@ func TestTimeNamespaceOffsets(t *testing.T) {
 		{name: "boottime ten days ahead", offsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 864000}}, min: 864000, max: 1e12},
 		{name: "both clocks", offsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 864000}, "monotonic": {Secs: 5, Nanosecs: 7}}, min: 864000, max: 1e12},
 		{name: "no offsets", min: 0, max: 1e12},
+		{name: "offsets in a new user namespace", userns: true, offsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 864000}}, min: 864000, max: 1e12},
 		{name: "offsets without a time namespace", noNS: true, offsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 1}}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "unknown clock", offsets: map[string]specs.LinuxTimeOffset{"realtime": {Secs: 1}}, wantErr: errdefs.ErrInvalidArgument},
 	}
@@ -44,6 +46,16 @@ func TestTimeNamespaceOffsets(t *testing.T) {
 			spec := baseSpec(root, "sh", "-c", "cat /proc/uptime; readlink /proc/self/ns/time; echo pid=$$")
 			if !tc.noNS {
 				spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+			}
+			if tc.userns {
+				spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+				m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+				spec.Linux.UIDMappings, spec.Linux.GIDMappings = m, m
+				spec.Mounts = withoutDest(spec.Mounts, "/sys", "/sys/fs/cgroup")
+				must(t, os.Chown(root, 300000, 300000))
+				must(t, os.Chmod(e.dir, 0o755))
+				must(t, os.Chmod(filepath.Dir(e.dir), 0o755))
+				defer os.Chown(root, 0, 0)
 			}
 			spec.Linux.TimeOffsets = tc.offsets
 			out, st, err := e.run("timens", spec)
