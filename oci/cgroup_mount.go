@@ -57,12 +57,7 @@ func mountCgroups(root int, dest, target string, o mountOpts, paths map[string]s
 			}
 			continue
 		}
-		src := ""
-		for _, c := range strings.Split(h.Name, ",") {
-			if paths[c] != "" {
-				src = paths[c]
-			}
-		}
+		src := hierPath(h, paths)
 		if src == "" {
 			continue
 		}
@@ -112,6 +107,21 @@ func setCgroupBindAttrs(target string, flags uintptr, bound []string) (done bool
 		}
 	}
 	return false, nil
+}
+
+// hierPath is the container's directory in hierarchy h: paths is keyed by
+// controller ("cpu", "name=systemd") and "" for cgroup2, while h.Name is
+// the mount's directory ("cpu,cpuacct", "systemd", "unified").
+func hierPath(h cgroupHier, paths map[string]string) string {
+	if h.FSType == "cgroup2" {
+		return paths[""]
+	}
+	for _, c := range append(strings.Split(h.Name, ","), strings.Split(h.Opts, ",")...) {
+		if paths[c] != "" {
+			return paths[c]
+		}
+	}
+	return ""
 }
 
 func bindCgroup(src, dst string, flags uintptr) error {

@@ -242,3 +242,48 @@ func TestSchedulerKernelDecides(t *testing.T) {
 		})
 	}
 }
+
+// A mount of type cgroup2 (what a spec written for a pure v2 node asks)
+// gives the container its own cgroup on this host's layout too, read-only,
+// with and without a cgroup namespace.
+func TestCgroup2TypeMount(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	for _, cgns := range []bool{true, false} {
+		t.Run("cgroupns="+strconv.FormatBool(cgns), func(t *testing.T) {
+			spec := baseSpec(root, "sh", "-c", "grep ' /sys/fs/cgroup' /proc/self/mountinfo; ls /sys/fs/cgroup/unified; echo CG; cat /proc/self/cgroup; mkdir /sys/fs/cgroup/unified/x 2>&1; "+
+				"for d in /sys/fs/cgroup/*; do grep -q \" $d \" /proc/self/mountinfo || echo NOTMOUNTED $d; done; true")
+			spec.Mounts = withoutDest(spec.Mounts, "/sys/fs/cgroup")
+			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup2", Source: "cgroup2",
+				Options: []string{"nosuid", "noexec", "nodev", "ro"}})
+			if !cgns {
+				var ns []specs.LinuxNamespace
+				for _, n := range spec.Linux.Namespaces {
+					if n.Type != specs.CgroupNamespace {
+						ns = append(ns, n)
+					}
+				}
+				spec.Linux.Namespaces = ns
+			}
+			out, st, err := e.run("cg2", spec)
+			must(t, err)
+			if st.ExitCode() != 0 {
+				t.Fatalf("exit %d: %s", st.ExitCode(), out)
+			}
+			for _, w := range []string{" - cgroup2 ", "cgroup.procs", "Read-only file system"} {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			// Every hierarchy is there (without a cgroup namespace the
+			// unified and named ones were left empty directories).
+			if strings.Contains(out, "NOTMOUNTED") {
+				t.Errorf("hierarchies not mounted:\n%s", out)
+			}
+			_, cg, _ := strings.Cut(out, "CG\n")
+			if line := strings.Split(cg, "\n")[0]; cgns != strings.HasSuffix(line, ":/") {
+				t.Errorf("/proc/self/cgroup %q with cgroupns=%v", line, cgns)
+			}
+		})
+	}
+}
