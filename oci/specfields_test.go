@@ -79,6 +79,8 @@ func TestSpecFieldsSeenInside(t *testing.T) {
 				s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/mynull", Type: "c", Major: 1, Minor: 3, FileMode: &mode, UID: &uid, GID: &gid}}
 				s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
 			}, want: []string{"character special file 1:3 640 7:8", "wrote"}},
+		{name: "filesystems of the default mounts", script: "grep -E ' /(proc|sys|dev|dev/pts|dev/shm|dev/mqueue) ' /proc/self/mountinfo",
+			want: []string{" /proc rw", "- proc ", " /sys ro", "- sysfs ", " /dev/pts rw", "- devpts ", "ptmxmode=666", " /dev/shm rw", " /dev/mqueue rw", "- mqueue "}},
 		{name: "hostname", script: "hostname; cat /proc/sys/kernel/hostname", want: []string{"ctr\nctr"}},
 		// stat's fields 19 and 41 (comm has no space here): nice and policy.
 		{name: "scheduler SCHED_BATCH nice 7", script: "awk '{print \"nice=\" $19 \" policy=\" $41}' /proc/self/stat",
