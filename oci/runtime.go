@@ -68,7 +68,10 @@ type Process struct {
 	cmd     *exec.Cmd
 }
 
-// Wait blocks until the process exits (exec caller only).
+// Wait blocks until the process exits (exec caller only). Every exec'd
+// Process must be waited for: the kernel does not let the init of a PID
+// namespace finish exiting while a process of that namespace is an
+// unreaped zombie, so the container's Wait would block on it.
 func (p *Process) Wait() (ExitStatus, error) { return waitCmd(p.cmd) }
 
 // ExitStatus is how a process ended.
