@@ -108,6 +108,18 @@ func TestSymlinkEscapes(t *testing.T) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp/up/evil", Type: "bind", Source: src, Options: []string{"rbind"}})
 			return s
 		}},
+		{name: "tmpfs over /proc/sys through a symlink to /proc", prepare: func(t *testing.T, root, outside string) *specs.Spec {
+			must(t, os.Symlink("/proc", filepath.Join(root, "tmp", "p")))
+			s := baseSpec(root, "true")
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp/p/sys", Type: "tmpfs", Source: "tmpfs"})
+			return s
+		}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "proc mounted elsewhere through a symlink", prepare: func(t *testing.T, root, outside string) *specs.Spec {
+			must(t, os.Symlink("../proc", filepath.Join(root, "tmp", "q")))
+			s := baseSpec(root, "true")
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp/q", Type: "proc", Source: "proc"})
+			return s
+		}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "destination with .. above the root", prepare: func(t *testing.T, root, outside string) *specs.Spec {
 			s := baseSpec(root, "true")
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/../../../../../../.." + outside + "/evil", Type: "tmpfs", Source: "tmpfs"})
