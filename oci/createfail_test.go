@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +105,30 @@ func setNS(s *specs.Spec, typ specs.LinuxNamespaceType, path string) {
 			s.Linux.Namespaces[i].Path = path
 		}
 	}
+}
+
+// Hooks as runtime-spec defines them: an absolute path (a relative one is
+// refused before anything is made), their own env and args.
+func TestHookPathAndEnv(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	out := filepath.Join(e.dir, "hookenv")
+	t.Run("relative path refused", func(t *testing.T) {
+		spec := baseSpec(root, "true")
+		spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "sh", Args: []string{"sh", "-c", "true"}}}}
+		if _, _, err := e.run("hookpath", spec); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "hooks") {
+			t.Fatalf("relative hook path: %v, want invalid argument naming the hook", err)
+		}
+		e.assertClean(t, "hookpath")
+	})
+	t.Run("env and args", func(t *testing.T) {
+		spec := baseSpec(root, "true")
+		spec.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", `echo "$0 $X" > ` + out, "arg0"}, Env: []string{"X=y"}}}}
+		_, st, err := e.run("hookenv", spec)
+		must(t, err)
+		b, _ := os.ReadFile(out)
+		if st.ExitCode() != 0 || strings.TrimSpace(string(b)) != "arg0 y" {
+			t.Fatalf("hook saw %q, want \"arg0 y\"", b)
+		}
+	})
 }

@@ -39,6 +39,9 @@ func validateSpec(s *specs.Spec) error {
 	if s.Root.Readonly && !hasNamespace(s.Linux, specs.MountNamespace) {
 		return errdefs.InvalidArgument("root.readonly: needs a mount namespace (linux.namespaces has none)")
 	}
+	if err := validateHooks(s.Hooks); err != nil {
+		return err
+	}
 	for i, m := range s.Mounts {
 		if m.Destination == "" {
 			return errdefs.InvalidArgument("mounts[%d].destination: empty", i)
@@ -82,6 +85,32 @@ func validateProcess(p *specs.Process) error {
 	for _, rl := range p.Rlimits {
 		if _, ok := rlimitByName[rl.Type]; !ok {
 			return errdefs.InvalidArgument("process.rlimits: unknown type %q", rl.Type)
+		}
+	}
+	return nil
+}
+
+// validateHooks refuses a hook whose path is not absolute (runtime-spec:
+// it MUST be), which would otherwise be looked up in the runtime's PATH.
+func validateHooks(h *specs.Hooks) error {
+	if h == nil {
+		return nil
+	}
+	for _, kind := range []struct {
+		name  string
+		hooks []specs.Hook
+	}{
+		{"prestart", h.Prestart}, //nolint:staticcheck // still written by older tools
+		{"createRuntime", h.CreateRuntime}, {"createContainer", h.CreateContainer},
+		{"startContainer", h.StartContainer}, {"poststart", h.Poststart}, {"poststop", h.Poststop},
+	} {
+		for i, hk := range kind.hooks {
+			if !filepath.IsAbs(hk.Path) {
+				return errdefs.InvalidArgument("hooks.%s[%d].path %q: not absolute", kind.name, i, hk.Path)
+			}
+			if hk.Timeout != nil && *hk.Timeout <= 0 {
+				return errdefs.InvalidArgument("hooks.%s[%d].timeout %d: must be positive", kind.name, i, *hk.Timeout)
+			}
 		}
 	}
 	return nil
