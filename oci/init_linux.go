@@ -284,6 +284,9 @@ func lookExec(p *specs.Process) (string, []string, error) {
 // execs. Order matters: bounding set while we hold CAP_SETPCAP, keep caps
 // across setuid, seccomp last (it may forbid what came before).
 func finalize(p *specs.Process, cfg *initConfig, path string, env []string) error {
+	if err := newSessionKeyring(); err != nil {
+		return err
+	}
 	last := lastCap()
 	// Before seccomp (a profile may forbid the write) and while still root;
 	// it takes effect at the exec below.
@@ -340,6 +343,17 @@ func finalize(p *specs.Process, cfg *initConfig, path string, env []string) erro
 		env = append(env, "HOME=/")
 	}
 	return fmt.Errorf("exec %s: %w", path, syscall.Exec(path, p.Args, env))
+}
+
+// newSessionKeyring gives the process an anonymous session keyring of its
+// own, as runc does: without one it would possess the runtime's session
+// keyring or, lacking that, the host root's user-session keyring, and
+// could read the keys there. A kernel without keyrings has nothing to leak.
+func newSessionKeyring() error {
+	if _, _, errno := unix.RawSyscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); errno != 0 && errno != unix.ENOSYS {
+		return fmt.Errorf("join a new session keyring: %w", errno)
+	}
+	return nil
 }
 
 func hasEnv(env []string, k string) bool {
