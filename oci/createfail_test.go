@@ -44,7 +44,7 @@ func TestCreateFailureAtEachPhaseLeavesNothing(t *testing.T) {
 		{name: "createRuntime hook fails", mod: func(s *specs.Spec) { s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{fail}} }},
 		{name: "createContainer hook fails", mod: func(s *specs.Spec) { s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{fail}} }},
 		{name: "bad sysctl (after pivot_root)", mod: func(s *specs.Spec) {
-			s.Linux.Sysctl = map[string]string{"kernel.nosuchknob": "1"}
+			s.Linux.Sysctl = map[string]string{"net.ipv4.nosuchknob": "1"}
 		}, class: errdefs.ErrInvalidArgument},
 		{name: "bad rootfs propagation (finish)", mod: func(s *specs.Spec) {
 			s.Root.Readonly = true
@@ -131,4 +131,61 @@ func TestHookPathAndEnv(t *testing.T) {
 			t.Fatalf("hook saw %q, want \"arg0 y\"", b)
 		}
 	})
+}
+
+// A sysctl is written only inside a namespace of the container's own: one
+// the kernel does not namespace (or whose namespace the container shares
+// with the host) is refused by name, so a spec cannot change the host.
+// Each case asks for the host's current value, so even a regression leaves
+// the host as it was.
+func TestSysctlOnlyInOwnNamespace(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	cur := func(key string) string {
+		b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(key, ".", "/"))
+		must(t, err)
+		return strings.TrimSpace(string(b))
+	}
+	without := func(s *specs.Spec, typ specs.LinuxNamespaceType) {
+		var keep []specs.LinuxNamespace
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type != typ {
+				keep = append(keep, ns)
+			}
+		}
+		s.Linux.Namespaces = keep
+	}
+	tests := []struct {
+		name, key string
+		mod       func(*specs.Spec)
+		wantErr   bool
+	}{
+		{name: "vm sysctl is the host's", key: "vm.stat_interval", wantErr: true},
+		{name: "kernel sysctl not namespaced", key: "kernel.printk_ratelimit", wantErr: true},
+		{name: "net sysctl in the host's netns", key: "net.ipv4.ip_forward", mod: func(s *specs.Spec) { without(s, specs.NetworkNamespace) }, wantErr: true},
+		{name: "ipc sysctl in the host's ipc namespace", key: "kernel.msgmax", mod: func(s *specs.Spec) { without(s, specs.IPCNamespace) }, wantErr: true},
+		{name: "fs.mqueue in the host's ipc namespace", key: "fs.mqueue.msg_max", mod: func(s *specs.Spec) { without(s, specs.IPCNamespace) }, wantErr: true},
+		{name: "net sysctl in its own netns", key: "net.ipv4.ip_forward"},
+		{name: "ipc sysctl in its own ipc namespace", key: "kernel.msgmax"},
+		{name: "fs.mqueue in its own ipc namespace", key: "fs.mqueue.msg_max"},
+		{name: "kernel.shm_rmid_forced in its own ipc namespace", key: "kernel.shm_rmid_forced"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := baseSpec(root, "true")
+			if tc.mod != nil {
+				tc.mod(spec)
+			}
+			spec.Linux.Sysctl = map[string]string{tc.key: cur(tc.key)}
+			_, _, err := e.run("sysctl", spec)
+			if tc.wantErr {
+				if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.key) {
+					t.Fatalf("err %v, want invalid argument naming %s", err, tc.key)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			e.assertClean(t, "sysctl")
+		})
+	}
 }

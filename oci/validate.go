@@ -2,6 +2,7 @@ package oci
 
 import (
 	"path/filepath"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -40,6 +41,9 @@ func validateSpec(s *specs.Spec) error {
 		return errdefs.InvalidArgument("root.readonly: needs a mount namespace (linux.namespaces has none)")
 	}
 	if err := validateHooks(s.Hooks); err != nil {
+		return err
+	}
+	if err := validateSysctl(s.Linux); err != nil {
 		return err
 	}
 	for i, m := range s.Mounts {
@@ -111,6 +115,35 @@ func validateHooks(h *specs.Hooks) error {
 			if hk.Timeout != nil && *hk.Timeout <= 0 {
 				return errdefs.InvalidArgument("hooks.%s[%d].timeout %d: must be positive", kind.name, i, *hk.Timeout)
 			}
+		}
+	}
+	return nil
+}
+
+// ipcSysctls are the kernel.* sysctls an IPC namespace owns (fs.mqueue.*
+// too).
+var ipcSysctls = map[string]bool{"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true}
+
+// validateSysctl refuses a sysctl outside a namespace listed in the spec:
+// the init writes /proc/sys, and a sysctl the kernel does not namespace,
+// or whose namespace is the host's, would change the host (runc refuses
+// the same).
+func validateSysctl(l *specs.Linux) error {
+	for k := range l.Sysctl {
+		var ns specs.LinuxNamespaceType
+		switch {
+		case ipcSysctls[k] || strings.HasPrefix(k, "fs.mqueue."):
+			ns = specs.IPCNamespace
+		case strings.HasPrefix(k, "net."):
+			ns = specs.NetworkNamespace
+		case k == "kernel.hostname" || k == "kernel.domainname":
+			ns = specs.UTSNamespace
+		default:
+			return errdefs.InvalidArgument("linux.sysctl %q: not in a namespace of the container's (it would change the host)", k)
+		}
+		if !hasNamespace(l, ns) {
+			return errdefs.InvalidArgument("linux.sysctl %q: needs a %s namespace of the container's, and linux.namespaces has none", k, ns)
 		}
 	}
 	return nil
