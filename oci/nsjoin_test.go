@@ -181,3 +181,47 @@ func selinuxOn() bool {
 	_, err := os.Stat("/sys/fs/selinux/enforce")
 	return err == nil
 }
+
+// Names set without a UTS namespace would be the host's: refused by name.
+func TestNamesNeedUTSNamespace(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	tests := []struct {
+		name, field string
+		mod         func(*specs.Spec)
+	}{
+		{"hostname", "hostname", func(s *specs.Spec) {}},
+		{"domainname", "domainname", func(s *specs.Spec) { s.Hostname, s.Domainname = "", "dom" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := baseSpec(root, "true")
+			tc.mod(spec)
+			var keep []specs.LinuxNamespace
+			for _, ns := range spec.Linux.Namespaces {
+				if ns.Type != specs.UTSNamespace {
+					keep = append(keep, ns)
+				}
+			}
+			spec.Linux.Namespaces = keep
+			_, _, err := e.run("names", spec)
+			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("err %v, want invalid argument naming %s", err, tc.field)
+			}
+			e.assertClean(t, "names")
+		})
+	}
+	// Without names the host's UTS namespace is fine.
+	spec := baseSpec(root, "true")
+	spec.Hostname = ""
+	var keep []specs.LinuxNamespace
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type != specs.UTSNamespace {
+			keep = append(keep, ns)
+		}
+	}
+	spec.Linux.Namespaces = keep
+	if _, st, err := e.run("names", spec); err != nil || st.ExitCode() != 0 {
+		t.Fatalf("no names, host UTS: %v %+v", err, st)
+	}
+}

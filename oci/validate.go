@@ -46,6 +46,16 @@ func validateSpec(s *specs.Spec) error {
 	if err := validateSysctl(s.Linux); err != nil {
 		return err
 	}
+	// Without a UTS namespace they would be the host's names: refused, as
+	// runc does, rather than silently ignored.
+	if !hasNamespace(s.Linux, specs.UTSNamespace) {
+		if s.Hostname != "" {
+			return errdefs.InvalidArgument("hostname %q: needs a UTS namespace (linux.namespaces has none)", s.Hostname)
+		}
+		if s.Domainname != "" {
+			return errdefs.InvalidArgument("domainname %q: needs a UTS namespace (linux.namespaces has none)", s.Domainname)
+		}
+	}
 	for i, m := range s.Mounts {
 		if m.Destination == "" {
 			return errdefs.InvalidArgument("mounts[%d].destination: empty", i)

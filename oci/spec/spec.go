@@ -106,6 +106,11 @@ func Generate(in Input) (*specs.Spec, error) {
 			Resources:     &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
 		},
 	}
+	if !hasUTS(s.Linux.Namespaces) {
+		// The host's UTS namespace (host network): its names are the
+		// node's, which the executor refuses to set.
+		s.Hostname = ""
+	}
 	if err := setUser(s, in); err != nil {
 		return nil, err
 	}
@@ -221,6 +226,15 @@ func namespaces(in Input) []specs.LinuxNamespace {
 	join(specs.UTSNamespace, opt.GetNetwork(), in.UTSNS) // the kubelet ties UTS to host network
 	join(specs.PIDNamespace, opt.GetPid(), in.PIDNS)
 	return ns
+}
+
+func hasUTS(ns []specs.LinuxNamespace) bool {
+	for _, n := range ns {
+		if n.Type == specs.UTSNamespace {
+			return true
+		}
+	}
+	return false
 }
 
 func cgroupsPath(in Input) string {
