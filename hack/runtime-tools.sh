@@ -3,13 +3,25 @@
 # runtime-tools, validation/*) against cri-server's executor and runc (and
 # crun where it runs) and prints one table: each test's verdict per runtime,
 # then the totals. A test passes when it exits 0 and prints no "not ok" line;
-# "n/m" means n of its m TAP assertions failed.
+# each cell also gives "ok/total" TAP assertions.
 #
 #   hack/runtime-tools.sh [test-name-regexp]
 #
-# Needs root and runc (hack/install-tools.sh). Builds the suite from the
-# pinned module version into _output/runtime-tools (once). Each test gets
-# RUNTIME_TOOLS_TIMEOUT seconds (60).
+# Needs root, runc and crun (hack/install-tools.sh). Builds the suite from
+# the pinned module version into _output/runtime-tools (once). Each test gets
+# RUNTIME_TOOLS_TIMEOUT seconds (60). RUNTIMES="cri-server runc crun" picks
+# the columns; KEEP_TAP=1 keeps each run's TAP output in _output/runtime-tools/tap.
+#
+# crun 1.8 refuses a hybrid cgroup layout (v1 controllers plus
+# /sys/fs/cgroup/unified), so its column runs every crun command in a private
+# mount namespace where /sys/fs/cgroup/unified is unmounted (a wrapper script).
+#
+# After each test the script looks for what the test left behind: mounts
+# under /tmp/ocitest*, processes whose root is a bundle, cgroups named after
+# the suite's paths or a container id, runtime state dirs and bundle dirs. It
+# removes them and prints "+leak" in that cell, and the details at the end.
+# Bundle dirs alone are the suite's own leak (a test that fails before its
+# deferred clean-up, e.g. a failing PreFunc); the rest are the runtime's.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 [[ $(id -u) == 0 ]] || { log "run as root"; exit 1; }
@@ -40,40 +52,119 @@ WORK=$(mktemp -d /tmp/runtime-tools.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 go build -o "$WORK/cri-server-oci" ./hack/executor-cli
 
-runtimes=(cri-server runc)
-declare -A cmd=([cri-server]=$WORK/cri-server-oci [runc]=runc)
-if command -v crun >/dev/null; then runtimes+=(crun); cmd[crun]=crun; fi
+declare -A cmd=([cri-server]=$WORK/cri-server-oci [runc]=runc [crun]=$WORK/crun)
+declare -A statedir=([cri-server]=/run/cri-server-oci [runc]=/run/runc [crun]=/run/crun)
+cat >"$WORK/crun" <<'EOS'
+#!/bin/bash
+# crun in a private mount namespace without the cgroup v2 mount of the
+# hybrid layout, which crun 1.8 refuses.
+exec unshare -m --propagation private bash -c 'umount /sys/fs/cgroup/unified && exec crun "$@"' crun "$@"
+EOS
+chmod +x "$WORK/crun"
+runtimes=()
+for rt in ${RUNTIMES:-cri-server runc crun}; do
+  case $rt in
+  cri-server) runtimes+=("$rt") ;;
+  runc | crun) if command -v "$rt" >/dev/null; then runtimes+=("$rt"); else log "$rt not installed: no column"; fi ;;
+  *) log "unknown runtime $rt"; exit 1 ;;
+  esac
+done
 
-# verdict RUNTIME TEST: prints pass, n/m, timeout or error.
+UUID='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+# Cgroups the suite's containers get: its fixed paths, or the container id
+# (a uuid) when the spec names none.
+suite_cgroups() {
+  find /sys/fs/cgroup/ -mindepth 2 -maxdepth 5 -type d 2>/dev/null |
+    grep -E "/(cgrouptest|testdir)(/|$)|/$UUID$" | sort || true
+}
+bundles() { ls -d /tmp/ocitest* 2>/dev/null | sort || true; }
+states() { ls "${statedir[$1]}" 2>/dev/null | sort || true; }
+# Pids whose root is a bundle (chroot or no mount namespace) or whose mount
+# namespace has a bundle as its root mount.
+suite_pids() {
+  {
+    find /proc/[0-9]*/root -maxdepth 0 -lname '/tmp/ocitest*' 2>/dev/null | cut -d/ -f3
+    awk '$5 == "/" && $4 ~ /ocitest/ { split(FILENAME, a, "/"); print a[3] }' /proc/[0-9]*/mountinfo 2>/dev/null
+  } | sort -un || true
+}
+suite_mounts() { awk '$5 ~ "^/tmp/ocitest" { print $5 }' /proc/self/mountinfo | sort -r || true; }
+
+LEAKS=$WORK/leaks.log
+: >"$LEAKS"
+# check_leaks RUNTIME TEST: reports and removes what the test left behind.
+# The before-lists are in $WORK/before.*.
+check_leaks() {
+  local rt=$1 t=$2 found=() x
+  local pids mounts cgs newb news
+  pids=$(suite_pids)
+  mounts=$(suite_mounts)
+  cgs=$(comm -13 "$WORK/before.cg" <(suite_cgroups))
+  news=$(comm -13 "$WORK/before.state" <(states "$rt"))
+  newb=$(comm -13 "$WORK/before.bundles" <(bundles))
+  [[ -n $pids ]] && found+=("processes: $(for p in $pids; do printf '%s(%s) ' "$p" "$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -c1-40)"; done)")
+  [[ -n $mounts ]] && found+=("mounts: $(echo $mounts)")
+  [[ -n $cgs ]] && found+=("cgroups: $(echo $cgs)")
+  [[ -n $news ]] && found+=("state: $(echo $news)")
+  [[ -n $newb ]] && found+=("bundle dirs: $(echo $newb)")
+  ((${#found[@]})) || return 0
+  for x in "${found[@]}"; do echo "$rt $t: $x" >>"$LEAKS"; done
+  # Clean up in dependency order: processes, runtime state, mounts, cgroups, dirs.
+  for x in $pids; do kill -9 "$x" 2>/dev/null || true; done
+  for x in $news; do "${cmd[$rt]}" delete --force "$x" >/dev/null 2>&1 || true; rm -rf "${statedir[$rt]:?}/$x"; done
+  for x in $mounts; do umount -l "$x" 2>/dev/null || true; done
+  for x in $(echo "$cgs" | sort -r); do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$x" 2>/dev/null && break; [[ -d $x ]] || break; sleep 0.2; done
+  done
+  # Parents the suite's relative paths made (testdir/cgrouptest): empty ones go.
+  find /sys/fs/cgroup/ -mindepth 2 -maxdepth 4 -depth -type d \( -name cgrouptest -o -name testdir \) -exec rmdir {} \; 2>/dev/null || true
+  for x in $newb; do [[ -z $(suite_mounts | grep -F "$x") ]] && rm -rf --one-file-system "$x"; done
+  echo leak
+}
+
+# verdict RUNTIME TEST: prints pass, fail, error (no TAP plan or a non-zero
+# exit) or timeout, then "ok/total" TAP assertions, then "+leak" when the
+# test left something behind.
 verdict() {
-  local rt=$1 t=$2 out rc
+  local rt=$1 t=$2 out rc v
   out=$WORK/$rt-$(basename "$t").tap
+  suite_cgroups >"$WORK/before.cg"
+  states "$rt" >"$WORK/before.state"
+  bundles >"$WORK/before.bundles"
   # The tests read runtimetest and the rootfs tarball from the cwd.
   (cd "$SRC" && RUNTIME=${cmd[$rt]} timeout "$TIMEOUT" "$t" >"$out" 2>&1) && rc=0 || rc=$?
   local total failed
   total=$(grep -cE '^(not )?ok ' "$out" || true)
   failed=$(grep -cE '^not ok ' "$out" || true)
-  if ((rc == 124)); then echo timeout
-  elif ((failed > 0)); then echo "$failed/$total"
-  elif ((rc != 0 || total == 0)); then echo error
-  else echo pass
+  local okc=$((total - failed))
+  if ((rc == 124)); then v="timeout $okc/$total"
+  elif ((failed > 0)); then v="fail $okc/$total"
+  elif ((rc != 0 || total == 0)); then v="error $okc/$total"
+  else v="pass $okc/$total"
   fi
+  [[ -n $(check_leaks "$rt" "$(basename "$t" .t)") ]] && v+=+leak
+  echo "$v"
 }
 
-printf '%-36s' test; for rt in "${runtimes[@]}"; do printf ' %-10s' "$rt"; done; echo
-declare -A passed
+stale=$(suite_mounts)
+[[ -z $stale ]] || log "warning: mounts under /tmp/ocitest* before the run (not this run's): $(echo $stale)"
+echo "# cell: verdict ok/total TAP assertions; +leak: the test left something behind (listed below)"
+[[ " ${runtimes[*]} " == *" crun "* ]] && echo "# crun: run in a private mount namespace without /sys/fs/cgroup/unified (crun 1.8 refuses hybrid cgroups)"
+printf '%-36s' test; for rt in "${runtimes[@]}"; do printf ' %-18s' "$rt"; done; echo
+declare -A passed leaked
 for t in "$SRC"/validation/*.t; do
   name=$(basename "$t" .t)
   [[ $name =~ $FILTER ]] || continue
   printf '%-36s' "$name"
   for rt in "${runtimes[@]}"; do
     v=$(verdict "$rt" "$t")
-    [[ $v == pass ]] && passed[$rt]=$((${passed[$rt]:-0} + 1))
-    printf ' %-10s' "$v"
+    [[ $v == pass* ]] && passed[$rt]=$((${passed[$rt]:-0} + 1))
+    [[ $v == *+leak ]] && leaked[$rt]=$((${leaked[$rt]:-0} + 1))
+    printf ' %-18s' "$v"
   done
   echo
 done
 n=0
 for t in "$SRC"/validation/*.t; do [[ $(basename "$t" .t) =~ $FILTER ]] && n=$((n + 1)); done
-for rt in "${runtimes[@]}"; do echo "$rt: ${passed[$rt]:-0} of $n tests pass"; done
+for rt in "${runtimes[@]}"; do echo "$rt: ${passed[$rt]:-0} of $n tests pass, ${leaked[$rt]:-0} leaked"; done
+if [[ -s $LEAKS ]]; then echo "left behind (removed):"; sed 's/^/  /' "$LEAKS"; fi
 if [[ -n ${KEEP_TAP:-} ]]; then mkdir -p "$OUT/tap" && cp "$WORK"/*.tap "$OUT/tap/"; log "TAP output in $OUT/tap"; fi
