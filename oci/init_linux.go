@@ -173,7 +173,9 @@ func (c syncConn) hooks(spec *specs.Spec) error {
 }
 
 // waitStart is the create/start barrier: opening the fifo for writing blocks
-// until Start opens it for reading.
+// until Start opens it for reading. The write end stays open, close-on-exec,
+// so Start sees EOF once the user's process is exec'd (or the init died):
+// poststart hooks run after the process is executed, as runc's do.
 func waitStart() error {
 	fd, err := unix.Openat(initStateFd, fifoName, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -182,7 +184,6 @@ func waitStart() error {
 	if _, err := unix.Write(fd, []byte{'0'}); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
-	unix.Close(fd)
 	unix.Close(initStateFd)
 	return nil
 }

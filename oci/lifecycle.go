@@ -285,11 +285,13 @@ func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) {
 }
 
 // releaseInit opens the exec fifo for reading, which completes the init's
-// blocked open for writing, and waits for its byte. The open does not
-// block, so an init that died cannot hang us; poll then waits without
-// spinning: a FIFO that never had a writer does not report POLLHUP, so the
-// wait ends with the init's byte (POLLIN) or its death (POLLHUP, or the
-// liveness check between slices).
+// blocked open for writing, waits for its byte, then for EOF: the init's
+// write end is close-on-exec, so EOF means the user's process is exec'd
+// (or the init is gone). The open does not block, so an init that died
+// cannot hang us; poll then waits without spinning: a FIFO that never had a
+// writer does not report POLLHUP, so the first wait ends with the init's
+// byte (POLLIN) or its death (POLLHUP, or the liveness check between
+// slices).
 func releaseInit(fifo string, st *containerState, deadline time.Time) error {
 	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -297,6 +299,7 @@ func releaseInit(fifo string, st *containerState, deadline time.Time) error {
 	}
 	defer unix.Close(fd)
 	buf := make([]byte, 1)
+	released := false
 	for {
 		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
 		if err != nil && err != unix.EINTR {
@@ -305,17 +308,24 @@ func releaseInit(fifo string, st *containerState, deadline time.Time) error {
 		if n > 0 {
 			m, err := unix.Read(fd, buf)
 			if m == 1 {
-				return nil
+				released = true
+				continue
 			}
 			if err != nil && err != unix.EAGAIN && err != unix.EINTR {
 				return fmt.Errorf("read exec fifo: %w", err)
 			}
 			if m == 0 && err == nil {
+				if released {
+					return nil
+				}
 				// The writer closed without writing: the init is gone.
 				return errdefs.FailedPrecondition("init exited")
 			}
 		}
 		if !st.alive() {
+			if released {
+				return nil // exec'd and already exited
+			}
 			return errdefs.FailedPrecondition("init exited")
 		}
 		if time.Now().After(deadline) {

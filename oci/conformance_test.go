@@ -1,0 +1,121 @@
+package oci_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/oci"
+)
+
+// Start returns once the user's process is exec'd, and poststart hooks run
+// after that (runtime-spec lifecycle step 7-8; runtime-tools' poststart
+// test): a startContainer hook that sleeps holds the init before its exec,
+// so a Start that returned at the barrier would see the init binary still.
+func TestStartReturnsAfterExec(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	ctx := context.Background()
+	stateFile := filepath.Join(e.dir, "poststart.json")
+	spec := baseSpec(root, "sleep", "100")
+	spec.Hooks = &specs.Hooks{
+		StartContainer: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "0.3"}}},
+		Poststart:      []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + stateFile}}},
+	}
+	spec.Linux.CgroupsPath = e.cg + "/startexec"
+	c, err := e.rt.Create(ctx, "startexec", spec, oci.IO{})
+	must(t, err)
+	defer func() { e.rt.Delete(ctx, "startexec", true); c.Wait() }()
+	must(t, e.rt.Start(ctx, "startexec"))
+
+	self, err := os.Stat("/proc/self/exe")
+	must(t, err)
+	exe, err := os.Stat("/proc/" + strconv.Itoa(c.Pid) + "/exe")
+	must(t, err)
+	if os.SameFile(self, exe) {
+		t.Fatal("Start returned while the init had not exec'd the user's process yet")
+	}
+	b, err := os.ReadFile(stateFile)
+	must(t, err)
+	var st specs.State
+	must(t, json.Unmarshal(b, &st))
+	if st.Status != specs.StateRunning || st.Pid != c.Pid || st.ID != "startexec" {
+		t.Fatalf("poststart hook got state %+v, want running, pid %d", st, c.Pid)
+	}
+}
+
+// A capability the runtime itself lacks (this machine's root has no
+// CAP_SYS_RESOURCE) is refused at create with a typed error naming the
+// field, as runc does, not by an init that dies after start; in the bounding
+// set alone it is fine (dropping is all the bounding set does).
+func TestCreateRefusesCapsNotHeld(t *testing.T) {
+	missing := capNotHeld(t)
+	tests := []struct {
+		name    string
+		caps    func(c *specs.LinuxCapabilities)
+		wantErr string
+	}{
+		{"effective and permitted", func(c *specs.LinuxCapabilities) {
+			c.Effective = append(c.Effective, missing)
+			c.Permitted = append(c.Permitted, missing)
+		}, "process.capabilities.effective: " + missing},
+		{"inheritable", func(c *specs.LinuxCapabilities) {
+			c.Inheritable = append(c.Inheritable, missing)
+		}, "process.capabilities.inheritable: " + missing},
+		{"bounding only", func(c *specs.LinuxCapabilities) {
+			c.Bounding = append(c.Bounding, missing)
+		}, ""},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			root := busyboxRootfs(t, e.dir)
+			spec := baseSpec(root, "true")
+			caps := *spec.Process.Capabilities
+			caps.Bounding = append([]string(nil), caps.Bounding...)
+			caps.Effective = append([]string(nil), caps.Effective...)
+			caps.Permitted = append([]string(nil), caps.Permitted...)
+			tc.caps(&caps)
+			spec.Process.Capabilities = &caps
+			_, st, err := e.run(fmt.Sprintf("caps%d", i), spec)
+			if tc.wantErr == "" {
+				if err != nil || st.ExitCode() != 0 {
+					t.Fatalf("run: %v, exit %d", err, st.ExitCode())
+				}
+				return
+			}
+			if !errors.Is(err, errdefs.ErrPermissionDenied) || !strings.Contains(fmt.Sprint(err), tc.wantErr) {
+				t.Fatalf("create: %v, want permission denied naming %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// capNotHeld names a capability outside this process's permitted set.
+func capNotHeld(t *testing.T) string {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	must(t, unix.Capget(&hdr, &data[0]))
+	held := uint64(data[0].Permitted) | uint64(data[1].Permitted)<<32
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	must(t, err)
+	last, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	must(t, err)
+	for i, n := range oci.CapabilityNames() {
+		if i <= last && held&(1<<uint(i)) == 0 {
+			return n
+		}
+	}
+	t.Skip("this process holds every capability: nothing to refuse")
+	return ""
+}
