@@ -119,3 +119,52 @@ func capNotHeld(t *testing.T) string {
 	t.Skip("this process holds every capability: nothing to refuse")
 	return ""
 }
+
+// A failed poststart or poststop hook is a warning: the hooks after it
+// still run and the operation succeeds (runtime-spec lifecycle;
+// runtime-tools' poststart_fail and poststop_fail). The create hooks get
+// the state "created" (the environment is made, the program not run).
+func TestHookFailuresAndStates(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	ctx := context.Background()
+	marks := filepath.Join(e.dir, "marks")
+	mark := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo " + name + " >> " + marks}}
+	}
+	state := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(e.dir, name+".json")}}
+	}
+	fail := specs.Hook{Path: "/bin/false", Args: []string{"false"}}
+	spec := baseSpec(root, "sleep", "100")
+	spec.Hooks = &specs.Hooks{
+		Prestart:      []specs.Hook{state("prestart")}, //nolint:staticcheck // still written by older tools
+		CreateRuntime: []specs.Hook{state("createRuntime")},
+		Poststart:     []specs.Hook{fail, mark("poststart")},
+		Poststop:      []specs.Hook{fail, mark("poststop")},
+	}
+	spec.Linux.CgroupsPath = e.cg + "/hookfail"
+	c, err := e.rt.Create(ctx, "hookfail", spec, oci.IO{})
+	must(t, err)
+	defer func() { e.rt.Delete(ctx, "hookfail", true); c.Wait() }()
+	if err := e.rt.Start(ctx, "hookfail"); err != nil {
+		t.Fatalf("start with a failing poststart hook: %v", err)
+	}
+	if err := e.rt.Delete(ctx, "hookfail", true); err != nil {
+		t.Fatalf("delete with a failing poststop hook: %v", err)
+	}
+	c.Wait()
+	b, _ := os.ReadFile(marks)
+	if got := strings.Join(strings.Fields(string(b)), ","); got != "poststart,poststop" {
+		t.Errorf("hooks after the failed ones ran: %q, want poststart,poststop", got)
+	}
+	for _, h := range []string{"prestart", "createRuntime"} {
+		b, err := os.ReadFile(filepath.Join(e.dir, h+".json"))
+		must(t, err)
+		var st specs.State
+		must(t, json.Unmarshal(b, &st))
+		if st.Status != specs.StateCreated || st.Pid != c.Pid || st.ID != "hookfail" {
+			t.Errorf("%s hook got state %+v, want created, pid %d", h, st, c.Pid)
+		}
+	}
+}

@@ -266,8 +266,11 @@ func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig,
 // createHooks runs the hooks due once the mounts are done, then releases
 // the init.
 func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) error {
+	// "created": the runtime-spec's status once the environment is made
+	// (lifecycle step 2), before the user's program runs; crun passes it,
+	// runc 1.1 "creating".
 	s := r.ociState(st)
-	s.Status = specs.StateCreating
+	s.Status = specs.StateCreated
 	if h := cfg.Spec.Hooks; h != nil {
 		// prestart is deprecated but still written by older tools; it
 		// runs where createRuntime does, just before it (runc).

@@ -127,8 +127,8 @@ func runInit(conn syncConn) error {
 	}
 	if spec.Hooks != nil && len(spec.Hooks.StartContainer) > 0 {
 		// startContainer hooks run in the container, after start, before the
-		// user's process.
-		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: specs.StateRunning, Pid: os.Getpid()}
+		// user's process: still "created" (runc).
+		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: specs.StateCreated, Pid: os.Getpid()}
 		if err := runHooks(context.Background(), "startContainer", spec.Hooks.StartContainer, st); err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	_ = os.Remove(fifo)
 	if st.Spec.Hooks != nil {
 		s := r.ociState(st)
-		if err := runHooks(ctx, "poststart", st.Spec.Hooks.Poststart, s); err != nil {
+		if err := runHooksAll(ctx, "poststart", st.Spec.Hooks.Poststart, s); err != nil {
 			r.log.Warn("poststart hook failed", "container", id, "err", err)
 		}
 	}
@@ -148,7 +148,7 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	if st.Spec != nil && st.Spec.Hooks != nil {
 		os := r.ociState(st)
 		os.Status = specs.StateStopped
-		if err := runHooks(ctx, "poststop", st.Spec.Hooks.Poststop, os); err != nil {
+		if err := runHooksAll(ctx, "poststop", st.Spec.Hooks.Poststop, os); err != nil {
 			r.log.Warn("poststop hook failed", "container", id, "err", err)
 		}
 	}
