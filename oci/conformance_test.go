@@ -168,3 +168,29 @@ func TestHookFailuresAndStates(t *testing.T) {
 		}
 	}
 }
+
+// A cgroupsPath whose parents did not exist (runtime-tools' relative
+// "testdir/cgrouptest/container") leaves nothing once the container is
+// deleted, though Delete's cgroup manager is not the one that made them.
+func TestDeleteRemovesCgroupParentsItMade(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	ctx := context.Background()
+	spec := baseSpec(root, "true")
+	spec.Linux.CgroupsPath = e.cg + "/p1/p2/ctr"
+	c, err := e.rt.Create(ctx, "parents", spec, oci.IO{})
+	must(t, err)
+	must(t, e.rt.Start(ctx, "parents"))
+	c.Wait()
+	// Another runtime over the same state dir: the command line's delete.
+	rt2, err := oci.New(oci.Config{StateDir: filepath.Join(e.dir, "state")})
+	must(t, err)
+	defer rt2.Close()
+	must(t, rt2.Delete(ctx, "parents", false))
+	hiers, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range hiers {
+		if _, err := os.Stat(filepath.Join(h, e.cg)); err == nil {
+			t.Errorf("cgroup parent left: %s", filepath.Join(h, e.cg))
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/oci/cgroups"
 	"github.com/cri-server/cri-server/oci/seccomp"
 )
 
@@ -124,6 +125,9 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		}
 	}
 	ph.mark(&ph.limits)
+	if md, ok := mgr.(cgroups.MadeDirs); ok {
+		st.CgroupMade = md.Made()
+	}
 	if err := r.save(st); err != nil {
 		if console != nil {
 			console.Close()

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/oci/cgroups"
 )
 
 // Start releases a created container's init to exec the user's process. It
@@ -131,6 +132,9 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	mgr, err := r.newCgroup(st.CgroupsPath)
 	if err != nil {
 		return fmt.Errorf("open cgroup: %w", err)
+	}
+	if md, ok := mgr.(cgroups.MadeDirs); ok {
+		md.Adopt(st.CgroupMade)
 	}
 	if s != specs.StateStopped {
 		// Thaw even when not marked paused: a v1 freezer left FREEZING by a
