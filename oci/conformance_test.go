@@ -194,3 +194,42 @@ func TestDeleteRemovesCgroupParentsItMade(t *testing.T) {
 		}
 	}
 }
+
+// createRuntime hooks run in the runtime's namespaces, createContainer
+// hooks in the container's (its mount namespace, before pivot_root), both
+// with the container's state (runtime-spec config.md, POSIX hooks).
+func TestCreateHooksNamespaces(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	ctx := context.Background()
+	hook := func(name string) specs.Hook {
+		out := filepath.Join(e.dir, name)
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c",
+			"readlink /proc/self/ns/mnt > " + out + ".ns; cat > " + out + ".json"}}
+	}
+	spec := baseSpec(root, "sleep", "100")
+	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{hook("createRuntime")},
+		CreateContainer: []specs.Hook{hook("createContainer")}}
+	spec.Linux.CgroupsPath = e.cg + "/ccns"
+	c, err := e.rt.Create(ctx, "ccns", spec, oci.IO{})
+	must(t, err)
+	defer func() { e.rt.Delete(ctx, "ccns", true); c.Wait() }()
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	must(t, err)
+	ctr, err := os.Readlink("/proc/" + strconv.Itoa(c.Pid) + "/ns/mnt")
+	must(t, err)
+	for _, tc := range []struct{ hook, wantNS string }{{"createRuntime", self}, {"createContainer", ctr}} {
+		b, err := os.ReadFile(filepath.Join(e.dir, tc.hook+".ns"))
+		must(t, err)
+		if got := strings.TrimSpace(string(b)); got != tc.wantNS {
+			t.Errorf("%s hook ran in mount namespace %s, want %s", tc.hook, got, tc.wantNS)
+		}
+		b, err = os.ReadFile(filepath.Join(e.dir, tc.hook+".json"))
+		must(t, err)
+		var st specs.State
+		must(t, json.Unmarshal(b, &st))
+		if st.Status != specs.StateCreated || st.Pid != c.Pid || st.ID != "ccns" {
+			t.Errorf("%s hook got state %+v, want created, pid %d", tc.hook, st, c.Pid)
+		}
+	}
+}

@@ -267,8 +267,10 @@ func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig,
 	}
 }
 
-// createHooks runs the hooks due once the mounts are done, then releases
-// the init.
+// createHooks runs the hooks due in the runtime's namespaces once the
+// mounts are done, then releases the init, which runs the createContainer
+// hooks itself, in the container's namespaces before pivot_root
+// (runtime-spec; runc does the same).
 func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) error {
 	// "created": the runtime-spec's status once the environment is made
 	// (lifecycle step 2), before the user's program runs; crun passes it,
@@ -284,11 +286,8 @@ func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfi
 		if err := runHooks(ctx, "createRuntime", h.CreateRuntime, s); err != nil {
 			return err
 		}
-		if err := runHooks(ctx, "createContainer", h.CreateContainer, s); err != nil {
-			return err
-		}
 	}
-	return conn.send(&syncMsg{Type: msgHooksDone})
+	return conn.send(&syncMsg{Type: msgHooksDone, State: s})
 }
 
 // initCmd prepares the re-exec of the init. Only stdio, the sync socket and the

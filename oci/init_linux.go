@@ -154,7 +154,8 @@ func enterRootNoMountNS(rootfs string, spec *specs.Spec, conn syncConn) error {
 	return nil
 }
 
-// hooks asks the parent to run createRuntime/createContainer hooks and waits.
+// hooks asks the parent to run the prestart and createRuntime hooks, waits,
+// then runs the createContainer hooks.
 func (c syncConn) hooks(spec *specs.Spec) error {
 	if spec.Hooks == nil || len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime)+len(spec.Hooks.CreateContainer) == 0 {
 		return nil
@@ -169,7 +170,8 @@ func (c syncConn) hooks(spec *specs.Spec) error {
 	if m.Type != msgHooksDone {
 		return fmt.Errorf("wait for hooks: got %s", m.Type)
 	}
-	return nil
+	// In the container's namespaces, its mounts made, before pivot_root.
+	return runHooks(context.Background(), "createContainer", spec.Hooks.CreateContainer, m.State)
 }
 
 // waitStart is the create/start barrier: opening the fifo for writing blocks
