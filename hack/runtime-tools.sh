@@ -52,15 +52,22 @@ WORK=$(mktemp -d /tmp/runtime-tools.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 go build -o "$WORK/cri-server-oci" ./hack/executor-cli
 
-declare -A cmd=([cri-server]=$WORK/cri-server-oci [runc]=runc [crun]=$WORK/crun)
-declare -A statedir=([cri-server]=/run/cri-server-oci [runc]=/run/runc [crun]=/run/crun)
-cat >"$WORK/crun" <<'EOS'
+# Each runtime runs through a wrapper with a state root of this run's own,
+# so the leak check and its clean-up see only this run's containers.
+declare -A cmd statedir
+for rt in cri-server runc crun; do
+  statedir[$rt]=$WORK/state-$rt
+  cmd[$rt]=$WORK/$rt
+done
+printf '#!/bin/sh\nexec %q oci --root %q "$@"\n' "$WORK/cri-server-oci" "${statedir[cri-server]}" >"$WORK/cri-server"
+printf '#!/bin/sh\nexec runc --root %q "$@"\n' "${statedir[runc]}" >"$WORK/runc"
+# crun 1.8 refuses a hybrid cgroup layout: it runs in a private mount
+# namespace without the cgroup v2 mount.
+cat >"$WORK/crun" <<EOS
 #!/bin/bash
-# crun in a private mount namespace without the cgroup v2 mount of the
-# hybrid layout, which crun 1.8 refuses.
-exec unshare -m --propagation private bash -c 'umount /sys/fs/cgroup/unified && exec crun "$@"' crun "$@"
+exec unshare -m --propagation private bash -c 'umount /sys/fs/cgroup/unified && exec crun --root ${statedir[crun]} "\$@"' crun "\$@"
 EOS
-chmod +x "$WORK/crun"
+chmod +x "$WORK/cri-server" "$WORK/runc" "$WORK/crun"
 runtimes=()
 for rt in ${RUNTIMES:-cri-server runc crun}; do
   case $rt in
@@ -72,22 +79,25 @@ done
 
 UUID='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
 # Cgroups the suite's containers get: its fixed paths, or the container id
-# (a uuid) when the spec names none.
+# (a uuid) where each runtime puts a spec without cgroupsPath (runc and
+# crun: /<id>; cri-server: /cri-server/<id>).
 suite_cgroups() {
   find /sys/fs/cgroup/ -mindepth 2 -maxdepth 5 -type d 2>/dev/null |
-    grep -E "/(cgrouptest|testdir)(/|$)|/$UUID$" | sort || true
+    grep -E "/(cgrouptest|testdir)(/|$)|^/sys/fs/cgroup/[^/]+/(cri-server/)?$UUID$" | sort || true
 }
-bundles() { ls -d /tmp/ocitest* 2>/dev/null | sort || true; }
+# The suite's bundles are os.MkdirTemp("", "ocitest"): digits only after
+# the prefix (other files share the prefix: leave them be).
+bundles() { find /tmp -maxdepth 1 -type d -regex '/tmp/ocitest[0-9]+' 2>/dev/null | sort || true; }
 states() { ls "${statedir[$1]}" 2>/dev/null | sort || true; }
 # Pids whose root is a bundle (chroot or no mount namespace) or whose mount
 # namespace has a bundle as its root mount.
 suite_pids() {
   {
-    find /proc/[0-9]*/root -maxdepth 0 -lname '/tmp/ocitest*' 2>/dev/null | cut -d/ -f3
-    awk '$5 == "/" && $4 ~ /ocitest/ { split(FILENAME, a, "/"); print a[3] }' /proc/[0-9]*/mountinfo 2>/dev/null
+    find /proc/[0-9]*/root -maxdepth 0 -lname '/tmp/ocitest[0-9]*' 2>/dev/null | cut -d/ -f3
+    awk '$5 == "/" && $4 ~ /\/ocitest[0-9]+(\/|$)/ { split(FILENAME, a, "/"); print a[3] }' /proc/[0-9]*/mountinfo 2>/dev/null
   } | sort -un || true
 }
-suite_mounts() { awk '$5 ~ "^/tmp/ocitest" { print $5 }' /proc/self/mountinfo | sort -r || true; }
+suite_mounts() { awk '$5 ~ "^/tmp/ocitest[0-9]+(/|$)" { print $5 }' /proc/self/mountinfo | sort -r || true; }
 
 LEAKS=$WORK/leaks.log
 : >"$LEAKS"
