@@ -17,7 +17,7 @@
 # mount namespace where /sys/fs/cgroup/unified is unmounted (a wrapper script).
 #
 # After each test the script looks for what the test left behind: mounts
-# under /tmp/ocitest*, processes whose root is a bundle, cgroups named after
+# under its bundles (in this run's own TMPDIR), processes whose root is a bundle, cgroups named after
 # the suite's paths or a container id, runtime state dirs and bundle dirs. It
 # removes them and prints "+leak" in that cell, and the details at the end.
 # Bundle dirs alone are the suite's own leak (a test that fails before its
@@ -48,26 +48,42 @@ if [[ ! -x $SRC/runtimetest ]]; then
   mv "$SRC.tmp" "$SRC"
 fi
 
+# One run at a time: the suite's cgroup paths (/cgrouptest, testdir/...) are
+# fixed names, and the leak check must not take another run's for ours.
+exec 9>/run/lock/cri-server-runtime-tools.lock
+flock -n 9 || { log "another runtime-tools.sh run is going: waiting for it"; flock 9; }
 WORK=$(mktemp -d /tmp/runtime-tools.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+# The tests make their bundles with os.MkdirTemp("", "ocitest"): under
+# $TMPDIR, so this run's are told apart from any other process's.
+TESTTMP=$WORK/tmp
+mkdir "$TESTTMP"
+cleanup() {
+  awk -v w="$WORK/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf --one-file-system "$WORK"
+}
+trap cleanup EXIT
 go build -o "$WORK/cri-server-oci" ./hack/executor-cli
 
 # Each runtime runs through a wrapper with a state root of this run's own,
-# so the leak check and its clean-up see only this run's containers.
+# which also notes the ids it creates, so the leak check and its clean-up
+# see only this run's containers.
 declare -A cmd statedir
+IDS=$WORK/ids
+: >"$IDS"
 for rt in cri-server runc crun; do
   statedir[$rt]=$WORK/state-$rt
   cmd[$rt]=$WORK/$rt
 done
-printf '#!/bin/sh\nexec %q oci --root %q "$@"\n' "$WORK/cri-server-oci" "${statedir[cri-server]}" >"$WORK/cri-server"
-printf '#!/bin/sh\nexec runc --root %q "$@"\n' "${statedir[runc]}" >"$WORK/runc"
+wrapper() { # NAME EXEC-LINE
+  printf '#!/bin/bash\ncase $1 in create | run) echo "${@: -1}" >>%q ;; esac\n%s\n' "$IDS" "$2" >"$WORK/$1"
+  chmod +x "$WORK/$1"
+}
+wrapper cri-server "exec $WORK/cri-server-oci oci --root ${statedir[cri-server]} \"\$@\""
+wrapper runc "exec runc --root ${statedir[runc]} \"\$@\""
 # crun 1.8 refuses a hybrid cgroup layout: it runs in a private mount
 # namespace without the cgroup v2 mount.
-cat >"$WORK/crun" <<EOS
-#!/bin/bash
-exec unshare -m --propagation private bash -c 'umount /sys/fs/cgroup/unified && exec crun --root ${statedir[crun]} "\$@"' crun "\$@"
-EOS
-chmod +x "$WORK/cri-server" "$WORK/runc" "$WORK/crun"
+wrapper crun "exec unshare -m --propagation private bash -c 'umount /sys/fs/cgroup/unified && exec crun --root ${statedir[crun]} \"\$@\"' crun \"\$@\""
+
 runtimes=()
 for rt in ${RUNTIMES:-cri-server runc crun}; do
   case $rt in
@@ -83,21 +99,23 @@ UUID='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
 # crun: /<id>; cri-server: /cri-server/<id>).
 suite_cgroups() {
   find /sys/fs/cgroup/ -mindepth 2 -maxdepth 5 -type d 2>/dev/null |
-    grep -E "/(cgrouptest|testdir)(/|$)|^/sys/fs/cgroup/[^/]+/(cri-server/)?$UUID$" | sort || true
+    grep -E "/(cgrouptest|testdir)(/|$)|^/sys/fs/cgroup/[^/]+/(cri-server/)?$UUID$" |
+    while read -r d; do
+      [[ $d =~ $UUID$ ]] && ! grep -qxF "${d##*/}" "$IDS" && continue
+      echo "$d"
+    done | sort || true
 }
-# The suite's bundles are os.MkdirTemp("", "ocitest"): digits only after
-# the prefix (other files share the prefix: leave them be).
-bundles() { find /tmp -maxdepth 1 -type d -regex '/tmp/ocitest[0-9]+' 2>/dev/null | sort || true; }
+bundles() { find "$TESTTMP" -mindepth 1 -maxdepth 1 2>/dev/null | sort || true; }
 states() { ls "${statedir[$1]}" 2>/dev/null | sort || true; }
 # Pids whose root is a bundle (chroot or no mount namespace) or whose mount
 # namespace has a bundle as its root mount.
 suite_pids() {
   {
-    find /proc/[0-9]*/root -maxdepth 0 -lname '/tmp/ocitest[0-9]*' 2>/dev/null | cut -d/ -f3
-    awk '$5 == "/" && $4 ~ /\/ocitest[0-9]+(\/|$)/ { split(FILENAME, a, "/"); print a[3] }' /proc/[0-9]*/mountinfo 2>/dev/null
+    find /proc/[0-9]*/root -maxdepth 0 -lname "$TESTTMP/*" 2>/dev/null | cut -d/ -f3
+    awk -v w="$(basename "$WORK")/tmp/" '$5 == "/" && index($4, w) { split(FILENAME, a, "/"); print a[3] }' /proc/[0-9]*/mountinfo 2>/dev/null
   } | sort -un || true
 }
-suite_mounts() { awk '$5 ~ "^/tmp/ocitest[0-9]+(/|$)" { print $5 }' /proc/self/mountinfo | sort -r || true; }
+suite_mounts() { awk -v w="$TESTTMP/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r || true; }
 
 LEAKS=$WORK/leaks.log
 : >"$LEAKS"
@@ -145,7 +163,7 @@ verdict() {
   states "$rt" >"$WORK/before.state"
   bundles >"$WORK/before.bundles"
   # The tests read runtimetest and the rootfs tarball from the cwd.
-  (cd "$SRC" && RUNTIME=${cmd[$rt]} timeout "$TIMEOUT" "$t" >"$out" 2>&1) && rc=0 || rc=$?
+  (cd "$SRC" && TMPDIR=$TESTTMP RUNTIME=${cmd[$rt]} timeout "$TIMEOUT" "$t" >"$out" 2>&1) && rc=0 || rc=$?
   local total failed
   total=$(grep -cE '^(not )?ok ' "$out" || true)
   failed=$(grep -cE '^not ok ' "$out" || true)
@@ -165,8 +183,8 @@ verdict() {
   echo "$v"
 }
 
-stale=$(suite_mounts)
-[[ -z $stale ]] || log "warning: mounts under /tmp/ocitest* before the run (not this run's): $(echo $stale)"
+stale=$(awk '$5 ~ "^/tmp/ocitest[0-9]+(/|$)" { print $5 }' /proc/self/mountinfo)
+[[ -z $stale ]] || log "warning: mounts under /tmp/ocitest* (a run with TMPDIR=/tmp, not this one's): $(echo $stale)"
 echo "# cell: verdict ok/total TAP assertions; +leak: the test left something behind (listed below)"
 [[ " ${runtimes[*]} " == *" crun "* ]] && echo "# crun: run in a private mount namespace without /sys/fs/cgroup/unified (crun 1.8 refuses hybrid cgroups)"
 printf '%-36s' test; for rt in "${runtimes[@]}"; do printf ' %-18s' "$rt"; done; echo
