@@ -57,6 +57,8 @@ WORK=$(mktemp -d /tmp/runtime-tools.XXXXXX)
 # $TMPDIR, so this run's are told apart from any other process's.
 TESTTMP=$WORK/tmp
 mkdir "$TESTTMP"
+# A container in a user namespace must reach its bundle: mktemp made 0700.
+chmod 755 "$WORK" "$TESTTMP"
 cleanup() {
   awk -v w="$WORK/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf --one-file-system "$WORK"
