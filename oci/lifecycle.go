@@ -41,13 +41,21 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	}
 	_ = os.Remove(fifo)
 	if st.Spec.Hooks != nil {
-		s := r.ociState(st)
+		s := poststartState(r.ociState(st), st)
 		if err := runHooksAll(ctx, "poststart", st.Spec.Hooks.Poststart, s); err != nil {
 			r.log.Warn("poststart hook failed", "container", id, "err", err)
 		}
 	}
 	r.log.Info("container started", "container", id, "pid", st.Pid, "took", time.Since(t0).Round(time.Microsecond).String())
 	return nil
+}
+
+// poststartState is the state the poststart hooks get: "running" with the
+// pid, as runc passes, even when a short process has exited by now (the
+// hooks follow its start, not its life).
+func poststartState(s *specs.State, st *containerState) *specs.State {
+	s.Status, s.Pid = specs.StateRunning, st.Pid
+	return s
 }
 
 // State returns the OCI state of a container.
