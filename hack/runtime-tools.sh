@@ -185,6 +185,13 @@ verdict() {
   echo "$v"
 }
 
+# The suite's fixed cgroup names left by an earlier run (of an older
+# script, or a runtime's leak) would hide this run's leaks: empty ones go.
+old_cgs=$(find /sys/fs/cgroup/ -mindepth 2 -maxdepth 4 -depth -type d \( -name cgrouptest -o -name testdir \) -not -path '*/process_api/*' 2>/dev/null || true)
+if [[ -n $old_cgs ]]; then
+  log "removing the suite's cgroups left by an earlier run: $(echo $old_cgs)"
+  for x in $old_cgs; do rmdir "$x" 2>/dev/null || log "cannot remove $x (in use?)"; done
+fi
 stale=$(awk '$5 ~ "^/tmp/ocitest[0-9]+(/|$)" { print $5 }' /proc/self/mountinfo)
 [[ -z $stale ]] || log "warning: mounts under /tmp/ocitest* (a run with TMPDIR=/tmp, not this one's): $(echo $stale)"
 echo "# cell: verdict ok/total TAP assertions; +leak: the test left something behind (listed below)"
