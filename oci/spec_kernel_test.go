@@ -157,8 +157,8 @@ func TestHooksStateOnStdin(t *testing.T) {
 	tests := []struct {
 		name, status, mnt string
 	}{
-		{"createRuntime", "creating", hostMnt},
-		{"createContainer", "creating", ctrMnt},
+		{"createRuntime", "created", hostMnt},
+		{"createContainer", "created", ctrMnt},
 		{"startContainer", "running", ctrMnt},
 		{"poststart", "running", hostMnt},
 		{"poststop", "stopped", hostMnt},

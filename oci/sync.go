@@ -24,8 +24,8 @@ type msgType string
 
 const (
 	msgConfig    msgType = "config"    // parent -> init: what to set up
-	msgHooks     msgType = "hooks"     // init -> parent: mounts done, run prestart/createRuntime; the init runs createContainer
-	msgHooksDone msgType = "hooksDone" // parent -> init
+	msgHooks     msgType = "hooks"     // init -> parent: mounts done, run prestart/createRuntime
+	msgHooksDone msgType = "hooksDone" // parent -> init: run createContainer, then go on
 	msgConsole   msgType = "console"   // init -> parent: pty master follows
 	msgReady     msgType = "ready"     // init -> parent: set up, waiting on the barrier
 	msgError     msgType = "error"     // init -> parent: setup failed
