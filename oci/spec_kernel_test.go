@@ -159,7 +159,7 @@ func TestHooksStateOnStdin(t *testing.T) {
 	}{
 		{"createRuntime", "created", hostMnt},
 		{"createContainer", "created", ctrMnt},
-		{"startContainer", "running", ctrMnt},
+		{"startContainer", "created", ctrMnt}, // before the user's process (runc)
 		{"poststart", "running", hostMnt},
 		{"poststop", "stopped", hostMnt},
 	}
