@@ -293,6 +293,13 @@ func (r *Runtime) Update(ctx context.Context, id string, res *specs.LinuxResourc
 	if err != nil {
 		return fmt.Errorf("open cgroup: %w", err)
 	}
+	// Device rules replace the whole filter: the default devices (and the
+	// spec's own) stay usable, as at create.
+	var devs []specs.LinuxDevice
+	if st.Spec != nil && st.Spec.Linux != nil {
+		devs = st.Spec.Linux.Devices
+	}
+	res = withDefaultDeviceRules(res, devs)
 	if err := mgr.Set(res); err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}

@@ -350,3 +350,20 @@ func TestLifecycleEdges(t *testing.T) {
 		e.assertClean(t, "edge-timeout")
 	})
 }
+
+// An update that carries device rules keeps the default devices usable,
+// as the same rules do at create.
+func TestUpdateDeviceRulesKeepDefaults(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	ctx := context.Background()
+	spec := baseSpec(root, "sh", "-c", "echo ready; while read x; do { echo x > /dev/null && echo null-ok; } 2>&1; done")
+	spec.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	s := e.start(t, "upddev", spec)
+	s.line(t)
+	must(t, e.rt.Update(ctx, "upddev", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}))
+	_, _ = s.in.Write([]byte("go\n"))
+	if l := s.line(t); l != "null-ok" {
+		t.Errorf("after an update denying all devices: %q, want /dev/null still usable", l)
+	}
+}
