@@ -176,7 +176,13 @@ func TestPauseFreezesProcesses(t *testing.T) {
 	spec := baseSpec(root, "sh", "-c", "echo ready; while true; do echo tick; sleep 0.01; done")
 	s := e.start(t, "frz", spec)
 	s.line(t)
+	if err := e.rt.Resume(ctx, "frz"); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("resume of a running container: %v, want failed precondition", err)
+	}
 	must(t, e.rt.Pause(ctx, "frz"))
+	if err := e.rt.Pause(ctx, "frz"); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("pause of a paused container: %v, want failed precondition", err)
+	}
 	// Nothing is written while frozen: drain what was in flight, then
 	// expect silence.
 	_ = s.out.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
