@@ -99,6 +99,7 @@ log_level = "info"
 conf_dir = "$dir/net.d"
 bin_dirs = ["$CNI_BIN_DIR"]
 ${CRISERVER_POOL:+namespace_pool = $CRISERVER_POOL}
+${CRISERVER_CNI_EXTRA:-}
 [metrics]
 address = ""
 [registry]
