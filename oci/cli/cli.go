@@ -27,6 +27,18 @@ type globals struct {
 	root, log, logFormat string
 	systemd, debug       bool
 	stderr               io.Writer
+	opts                 Options
+}
+
+// Options are what the binary hands the command line.
+type Options struct {
+	// Init is the executable run as every container's init (cri-server's
+	// embedded shim) and InitDigest names its content. The shim starts in
+	// about a third of the time of cri-server, whose package init (gRPC,
+	// metrics, images) an init has no use for. Without it the command
+	// line re-executes its own binary as the init.
+	Init       []byte
+	InitDigest string
 }
 
 type verb func(g *globals, args []string) error
@@ -44,8 +56,11 @@ func (e exitError) Error() string { return "exit status " + strconv.Itoa(e.code)
 
 // Main runs the command line (args without the program name and "oci") and
 // returns the process exit code.
-func Main(args []string) int {
-	g := &globals{stderr: os.Stderr}
+func Main(args []string) int { return MainWith(args, Options{}) }
+
+// MainWith is Main with the binary's Options.
+func MainWith(args []string, o Options) int {
+	g := &globals{stderr: os.Stderr, opts: o}
 	fs := flag.NewFlagSet("cri-server oci", flag.ContinueOnError)
 	fs.StringVar(&g.root, "root", "/run/cri-server-oci", "state directory")
 	fs.StringVar(&g.log, "log", "", "log file")
@@ -103,7 +118,28 @@ func (g *globals) runtime() (*oci.Runtime, error) {
 	if g.systemd {
 		drv = "systemd"
 	}
-	return oci.New(oci.Config{StateDir: g.root, CgroupDriver: drv, Logger: log})
+	return oci.New(oci.Config{StateDir: g.root, CgroupDriver: drv, Logger: log, InitBinary: g.initBinary(log)})
+}
+
+// initBinary is the path of the Options' init, cached under the state
+// root (oci.CachedBinary), or "" (this binary) without one or when it
+// cannot be written.
+func (g *globals) initBinary(log *slog.Logger) string {
+	if len(g.opts.Init) == 0 || g.opts.InitDigest == "" {
+		return ""
+	}
+	// The root as oci.New would make it (its mode matters to inits in
+	// user namespaces), before the cache dir inside it.
+	err := os.MkdirAll(g.root, 0o711)
+	p := ""
+	if err == nil {
+		p, err = oci.CachedBinary(filepath.Join(g.root, ".init"), g.opts.InitDigest, g.opts.Init)
+	}
+	if err != nil {
+		log.Warn("container init falls back to this binary", "err", err)
+		return ""
+	}
+	return p
 }
 
 // parse parses flags placed before or after the positional arguments, as
