@@ -14,6 +14,11 @@
 # /sys/fs/cgroup/unified (this machine's cgroup v2 mount, hugetlb only) is
 # unmounted: crun refuses hybrid cgroups, and this way the three runtimes see
 # the same, v1-only, cgroups. Nothing outside the namespace changes.
+# The three runtimes' state roots share one tmpfs mounted there, as their
+# default roots (/run/...) are on a production node; this machine's /run is
+# on its ext4 root, whose inode allocator, after hours of test churn, costs
+# each file a runtime creates up to ~0.5 ms (ext4 find_inode_bit and
+# recently_deleted in perf). STATE_ON_DISK=1 keeps them on /tmp instead.
 #
 # Needs root, runc, crun and busybox (apt). Usage: hack/bench-executor.sh [N]
 # BASE=<git rev> (e.g. main) also builds that revision with its own
@@ -31,7 +36,15 @@ CG=/cri-server-bench-$$
 # Every container of the run uses (and deletes) the cgroup $CG; remove what a
 # failed iteration could leave (each rmdir may fail: under set -e that would
 # end the trap before the rm).
-trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
+trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null || true; done; umount "$WORK/states" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+mkdir "$WORK/states"
+if [[ -z ${STATE_ON_DISK:-} ]]; then
+  mount -t tmpfs -o mode=0711 bench-states "$WORK/states"
+  echo "state roots on tmpfs (STATE_ON_DISK=1: on $(stat -f -c %T /tmp))"
+else
+  echo "state roots on $(stat -f -c %T /tmp) (STATE_ON_DISK=1)"
+fi
+S=$WORK/states
 
 echo "uptime: $(uptime)"
 echo "private mount namespace, /sys/fs/cgroup/unified unmounted: cgroup v1 only for every runtime"
@@ -79,13 +92,13 @@ stats() { # prints "median p95" in ms
 # The runtimes alternate, so that all see the same load on a shared machine.
 names=(cri-server runc crun)
 declare -A cmd=(
-  [cri-server]="$WORK/cri-server oci --root $WORK/state"
-  [runc]="runc --root $WORK/runc-state"
-  [crun]="crun --root $WORK/crun-state"
+  [cri-server]="$WORK/cri-server oci --root $S/state"
+  [runc]="runc --root $S/runc-state"
+  [crun]="crun --root $S/crun-state"
 )
 if [[ -n ${BASE:-} ]]; then
   names+=(base)
-  cmd[base]="$WORK/cri-server-base oci --root $WORK/base-state"
+  cmd[base]="$WORK/cri-server-base oci --root $S/base-state"
 fi
 for n in "${names[@]}"; do : > "$WORK/$n.ms"; done
 for i in $(seq 1 "$N"); do
@@ -106,7 +119,7 @@ done
 
 # Peak RSS of one cri-server oci run (the command line, the parent of the init).
 if [[ -x /usr/bin/time ]]; then
-  /usr/bin/time -f "peak RSS of 'cri-server oci run': %M KiB" "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-rss-$$ </dev/null
+  /usr/bin/time -f "peak RSS of 'cri-server oci run': %M KiB" "$WORK/cri-server" oci --root "$S/state" run -b "$B" bench-rss-$$ </dev/null
 fi
 # Phase medians from the executor's log (oci/phases.go): create = prep, cgroup
 # (mkdir before the clone), clone (namespaces, up to the init's execve),
@@ -115,7 +128,7 @@ fi
 # paths), process, limits, save; then start, the wait for /bin/true and delete.
 P=$(( N < 50 ? N : 50 ))
 for i in $(seq 1 "$P"); do
-  "$WORK/cri-server" oci --root "$WORK/state" --log "$WORK/log" run -b "$B" bench-log-$$-$i </dev/null >/dev/null 2>&1 || true
+  "$WORK/cri-server" oci --root "$S/state" --log "$WORK/log" run -b "$B" bench-log-$$-$i </dev/null >/dev/null 2>&1 || true
 done
 echo "executor phases, median of $P runs:"
 # The median of every duration attribute of the lifecycle log lines, in ms.
@@ -151,7 +164,7 @@ END {
 ' "$WORK/log"
 # Go start-up of the two processes of a run: the command line, then the
 # re-exec'd init (its lines follow the second "init runtime").
-GODEBUG=inittrace=1 "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-init-$$ </dev/null 2>"$WORK/inittrace" >/dev/null || true
+GODEBUG=inittrace=1 "$WORK/cri-server" oci --root "$S/state" run -b "$B" bench-init-$$ </dev/null 2>"$WORK/inittrace" >/dev/null || true
 awk '/^init runtime /{p++} /^init /{n[p]++; ms[p]+=$5}
   END {printf "Go package init: command line %d packages %.3f ms; re-exec'"'"'d init %d packages %.3f ms\n", n[1], ms[1], n[2], ms[2]}' "$WORK/inittrace"
 sort -k5 -n -r "$WORK/inittrace" | grep '^init ' | head -8 | sed 's/^/  heaviest: /'
