@@ -185,8 +185,8 @@ func loadSpec(bundle string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config.json: %w", err)
 	}
-	s := &specs.Spec{}
-	if err := json.Unmarshal(b, s); err != nil {
+	s, err := oci.DecodeSpec(b)
+	if err != nil {
 		return nil, fmt.Errorf("decode config.json: %w", err)
 	}
 	return s, nil
