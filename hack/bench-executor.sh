@@ -37,6 +37,9 @@ CG=/cri-server-bench-$$
 # failed iteration could leave (each rmdir may fail: under set -e that would
 # end the trap before the rm).
 trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null || true; done; umount "$WORK/states" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+echo "uptime: $(uptime)"
+echo "private mount namespace, /sys/fs/cgroup/unified unmounted: cgroup v1 only for every runtime"
 mkdir "$WORK/states"
 if [[ -z ${STATE_ON_DISK:-} ]]; then
   mount -t tmpfs -o mode=0711 bench-states "$WORK/states"
@@ -45,9 +48,6 @@ else
   echo "state roots on $(stat -f -c %T /tmp) (STATE_ON_DISK=1)"
 fi
 S=$WORK/states
-
-echo "uptime: $(uptime)"
-echo "private mount namespace, /sys/fs/cgroup/unified unmounted: cgroup v1 only for every runtime"
 "$REPO/hack/build.sh"
 cp "$REPO/_output/bin/cri-server" "$WORK/cri-server"
 if [[ -n ${BASE:-} ]]; then
