@@ -27,6 +27,14 @@ import (
 	_ "github.com/cri-server/cri-server/oci/nsenter"
 )
 
+// init runs the container init before main: see oci.InitMainFromInit. The
+// main package's init runs after every other package's.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		oci.InitMainFromInit() // never returns
+	}
+}
+
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
