@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/cri-server/cri-server/errdefs"
 )
 
 // sealedExe returns the init binary as a file nobody can write. The
@@ -171,51 +167,4 @@ func addSeals(f *os.File) error {
 		return fmt.Errorf("seal %s: %w", f.Name(), err)
 	}
 	return nil
-}
-
-// CachedBinary returns the path of content (an executable identified by
-// digest, e.g. cri-server's embedded shim) as a file in dir, writing it
-// there on first use. It is for short-lived callers such as the command
-// line, for which SealBinary's copy of several MB into a memfd would cost
-// more than the whole container start: the file is written once and then
-// reused, and the Runtime given it as Config.InitBinary still executes it
-// only through a read-only detached mount (sealedExe).
-//
-// A file of the wrong size (a write cut short by a crash) is replaced; the
-// write goes through a temporary file and a rename, so concurrent callers
-// never execute a partial file.
-func CachedBinary(dir, digest string, content []byte) (string, error) {
-	if len(content) == 0 || digest == "" || strings.ContainsAny(digest, "/.") {
-		return "", errdefs.InvalidArgument("cached binary: empty content or bad digest %q", digest)
-	}
-	p := filepath.Join(dir, digest)
-	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(content)) {
-		return p, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("create binary cache: %w", err)
-	}
-	f, err := os.CreateTemp(dir, ".tmp-"+digest+"-*")
-	if err != nil {
-		return "", fmt.Errorf("create cached binary: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(content)
-	if err == nil {
-		err = f.Chmod(0o500)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("write cached binary: %w", err)
-	}
-	return p, nil
 }

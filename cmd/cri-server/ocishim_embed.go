@@ -4,8 +4,11 @@ package main
 
 /*
 #cgo CFLAGS: -Wall -Wextra -O2
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,13 +47,25 @@ static const char *oci_root(int argc, char **argv)
 	return root;
 }
 
+// private_fd accepts what fd (opened O_PATH or O_RDONLY) names if it is
+// ours and nobody else may write to it: we are about to execute it.
+static int private_fd(int fd, int want_type)
+{
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == (mode_t)want_type &&
+	       st.st_uid == geteuid() && (st.st_mode & 022) == 0;
+}
+
 // criserver_oci_shim hands `cri-server oci ...` over to the shim, before
 // the Go runtime starts: the shim holds the same command line
 // (package oci/cli) without the daemon's 229 packages, whose init alone
 // costs more than a container's start. It runs the copy that an earlier
 // `cri-server oci` cached under the state root (oci.CachedBinary), and
-// does nothing when there is none yet, or not of the shim's size, or
-// the exec fails: the Go command line then runs here, and caches it.
+// only if the root, its .init and the copy are ours and writable by nobody
+// else (oci.CachedBinary's rule: a root others can write to could hold
+// anything). It does nothing when there is no such copy, or not of the
+// shim's size, or the exec fails: the Go command line then runs here,
+// and caches it.
 static void __attribute__((constructor)) criserver_oci_shim(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "oci") != 0)
@@ -58,16 +73,19 @@ static void __attribute__((constructor)) criserver_oci_shim(int argc, char **arg
 	const char *v = getenv("CRI_SERVER_OCI_IN_PROCESS");
 	if (v && strcmp(v, "1") == 0)
 		return;
-	const char *root = oci_root(argc, argv);
-	static char path[4096];
-	int n = snprintf(path, sizeof(path), "%s/.init/%s", root, CRISERVER_SHIM_DIGEST);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return;
-	struct stat st;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != CRISERVER_SHIM_SIZE)
-		return;
 	int saved = errno;
-	execve(path, argv, environ);
+	int root = open(oci_root(argc, argv), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int dir = private_fd(root, S_IFDIR) ? openat(root, ".init", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	int bin = private_fd(dir, S_IFDIR) ? openat(dir, CRISERVER_SHIM_DIGEST, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	struct stat st;
+	if (private_fd(bin, S_IFREG) && fstat(bin, &st) == 0 && st.st_size == CRISERVER_SHIM_SIZE)
+		syscall(SYS_execveat, bin, "", argv, environ, AT_EMPTY_PATH);
+	if (bin >= 0)
+		close(bin);
+	if (dir >= 0)
+		close(dir);
+	if (root >= 0)
+		close(root);
 	errno = saved;
 }
 */

@@ -36,6 +36,7 @@ func TestOCIHandsOverToShim(t *testing.T) {
 	tests := []struct {
 		name      string
 		globals   func(root string) []string
+		prepare   func(root string) // before the run
 		wantShim  bool
 		wantCache bool
 	}{
@@ -44,10 +45,23 @@ func TestOCIHandsOverToShim(t *testing.T) {
 		{name: "--root=R", globals: func(r string) []string { return []string{"--root=" + r} }, wantShim: true, wantCache: true},
 		{name: "-root R after --log", globals: func(r string) []string { return []string{"--log", filepath.Join(r, "..", "log"), "-root", r} }, wantShim: true, wantCache: true},
 		{name: "opted out", globals: func(r string) []string { return []string{"--root", r} }, wantCache: true},
+		// A root others can write to could hold anything: not trusted,
+		// neither by the constructor nor by the Go command line.
+		{name: "root others may write", globals: func(r string) []string { return []string{"--root", r} }, wantCache: true,
+			prepare: func(r string) { os.Chmod(r, 0o777) }},
+		{name: "cached copy others may write", globals: func(r string) []string { return []string{"--root", r} }, wantCache: true,
+			prepare: func(r string) {
+				os.Chmod(r, 0o711)
+				os.Chmod(filepath.Join(r, ".init", string(digest)), 0o522)
+			}},
+		{name: "replaced by the previous run", globals: func(r string) []string { return []string{"--root", r} }, wantShim: true, wantCache: true},
 	}
 	root := filepath.Join(t.TempDir(), "state")
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.prepare != nil {
+				tc.prepare(root)
+			}
 			args := append(append([]string{"oci"}, tc.globals(root)...), "run", "-b", b, fmt.Sprintf("c%d", i))
 			cmd := exec.Command(bin, args...)
 			if tc.name == "opted out" {
