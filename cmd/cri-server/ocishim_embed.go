@@ -7,7 +7,6 @@ package main
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
