@@ -40,7 +40,7 @@ func initMain() {
 	os.Unsetenv(initMaxProcsEnv)
 	// Nothing we inherited beyond stdio may survive the exec (CVE-2024-21626).
 	_ = unix.CloseRange(initSyncFd, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	conn := syncConn{initSyncFd}
+	conn := syncConn{fd: initSyncFd}
 	err := runInit(conn)
 	if err == nil {
 		err = errors.New("init: exec returned")
