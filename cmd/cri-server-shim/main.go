@@ -38,8 +38,6 @@ func init() {
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "init":
-			oci.InitMain() // the container's init, before it execs the user's process
 		case "oci":
 			// `cri-server oci`, handed over by cri-server's constructor
 			// (cmd/cri-server/ocishim_embed.go); its init is this binary.
