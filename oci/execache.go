@@ -40,7 +40,8 @@ func CachedBinary(dir, digest string, content []byte) (string, error) {
 		return "", fmt.Errorf("binary cache %s: %w", dir, err)
 	}
 	p := filepath.Join(dir, digest)
-	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(content)) && private(fi, nil) == nil {
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(content)) &&
+		fi.Mode().Perm() == cachedMode && private(fi, nil) == nil {
 		return p, nil
 	}
 	if err := writeCached(dir, digest, content); err != nil {
@@ -49,6 +50,11 @@ func CachedBinary(dir, digest string, content []byte) (string, error) {
 	pruneCache(dir, digest)
 	return p, nil
 }
+
+// cachedMode lets anyone execute the cached binary and nobody write it:
+// an init in a new user namespace that does not map the file's owner sees
+// it as nobody's, and may execute it only through the "other" bits.
+const cachedMode = 0o555
 
 // private accepts a directory or regular file owned by us that nobody else
 // may write to.
@@ -71,7 +77,7 @@ func writeCached(dir, digest string, content []byte) error {
 	tmp := f.Name()
 	_, err = f.Write(content)
 	if err == nil {
-		err = f.Chmod(0o500)
+		err = f.Chmod(cachedMode)
 	}
 	if err == nil {
 		err = f.Sync()

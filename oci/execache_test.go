@@ -34,10 +34,12 @@ func TestCachedBinary(t *testing.T) {
 		{name: "first use writes it", digest: "abc123", want: content},
 		{name: "reused as it is", digest: "abc123", want: []byte("\x7fELF old shim"),
 			setup: func(t *testing.T, dir string) {
-				write(t, filepath.Join(dir, "abc123"), []byte("\x7fELF old shim"), 0o500)
+				write(t, filepath.Join(dir, "abc123"), []byte("\x7fELF old shim"), 0o555)
 			}},
 		{name: "a short file is replaced", digest: "abc123", want: content,
 			setup: func(t *testing.T, dir string) { write(t, filepath.Join(dir, "abc123"), []byte("\x7fEL"), 0o500) }},
+		{name: "a file only its owner may execute is replaced", digest: "abc123", want: content,
+			setup: func(t *testing.T, dir string) { write(t, filepath.Join(dir, "abc123"), []byte("\x7fELF old shim"), 0o500) }},
 		{name: "a file others may write is replaced", digest: "abc123", want: content,
 			setup: func(t *testing.T, dir string) {
 				write(t, filepath.Join(dir, "abc123"), []byte("\x7fELF bad shim"), 0o522)
@@ -85,8 +87,10 @@ func TestCachedBinary(t *testing.T) {
 			if err != nil || !bytes.Equal(got, tc.want) {
 				t.Fatalf("cached %q (%v), want %q", got, err, tc.want)
 			}
-			if fi, _ := os.Stat(p); fi.Mode().Perm()&0o222 != 0 {
-				t.Fatalf("cached binary mode %v is writable", fi.Mode())
+			// Executable by anyone (an init in a user namespace that
+			// does not map root), writable by nobody.
+			if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o555 {
+				t.Fatalf("cached binary mode %v, want r-xr-xr-x", fi.Mode())
 			}
 			if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 				t.Fatalf("cache holds %v, want only %s (no temporary file, no older build)", ents, tc.digest)

@@ -208,6 +208,23 @@ func TestCLIEmbeddedInit(t *testing.T) {
 	if out, code := ociCmdEnv(t, root, env, "run", "--bundle", b, "c2"); code != 3 {
 		t.Errorf("run: exit %d %s, want 3", code, out)
 	}
+	// In a new user namespace, which does not map the cached binary's
+	// owner: the init still executes it. Its root is nobody on the host,
+	// so the bundle's dirs must let others in.
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			os.Chmod(d, fi.Mode().Perm()|0o011)
+		}
+	}
+	base := uint32(2_000_000 + (os.Getpid()%1000)*65536)
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: base, Size: 65536}}
+	spec.Linux.GIDMappings = spec.Linux.UIDMappings
+	raw, _ = json.Marshal(&spec)
+	os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644)
+	if out, code := ociCmdEnv(t, root, env, "run", "--bundle", b, "c3"); code != 3 {
+		t.Errorf("run in a user namespace: exit %d %s, want 3", code, out)
+	}
 	ents, _ := os.ReadDir(root)
 	if len(ents) != 1 || ents[0].Name() != ".init" {
 		t.Errorf("state left: %v, want only .init", ents)
