@@ -39,7 +39,9 @@ func TestCachedBinary(t *testing.T) {
 		{name: "a short file is replaced", digest: "abc123", want: content,
 			setup: func(t *testing.T, dir string) { write(t, filepath.Join(dir, "abc123"), []byte("\x7fEL"), 0o500) }},
 		{name: "a file only its owner may execute is replaced", digest: "abc123", want: content,
-			setup: func(t *testing.T, dir string) { write(t, filepath.Join(dir, "abc123"), []byte("\x7fELF old shim"), 0o500) }},
+			setup: func(t *testing.T, dir string) {
+				write(t, filepath.Join(dir, "abc123"), []byte("\x7fELF old shim"), 0o500)
+			}},
 		{name: "a file others may write is replaced", digest: "abc123", want: content,
 			setup: func(t *testing.T, dir string) {
 				write(t, filepath.Join(dir, "abc123"), []byte("\x7fELF bad shim"), 0o522)
