@@ -15,6 +15,9 @@
 #   PODS=100 PARALLEL=50 MEM_STEPS=1,10,50 CTR_PODS=10 CONTAINERS=2 (defaults)
 #   RUNTIMES="cri-server"    to skip containerd; FLOOR=0 to skip the plugins
 #   POOL=N                   cri-server's namespace_pool (default: its own)
+#   ROUNDS=N                 every runtime and the floor N times in turn (a
+#                            new daemon each round); each figure is the
+#                            median of the rounds' (all kept in rounds.txt)
 #   BASE_BIN=/path/cri-server  adds a column "cri-base" for that binary (an
 #                            older build), run in the same session: before
 #                            and after figures on equal terms on a busy machine
@@ -34,6 +37,7 @@ RUNTIMES=${RUNTIMES:-cri-server containerd}
 BASE_BIN=${BASE_BIN:-}
 [[ -z $BASE_BIN ]] || RUNTIMES="cri-base $RUNTIMES"
 FLOOR=${FLOOR:-1}
+ROUNDS=${ROUNDS:-1}
 
 hack/install-tools.sh
 started=0
@@ -58,13 +62,16 @@ go build -o "$RT_DIR/cribench" ./hack/cribench
 declare -A res
 cols=()
 keys=()
-collect() { # NAME FILE
+collect() { # NAME FILE: appends this round's figures to res[NAME.key]
   local k v u
-  cols+=("$1")
+  [[ " ${cols[*]} " == *" $1 "* ]] || cols+=("$1")
   while read -r k v u; do
-    res[$1.$k]=$v
+    res[$1.$k]+="${res[$1.$k]:+ }$v"
     [[ -n ${unit[$k]+x} ]] || { unit[$k]=$u; keys+=("$k"); }
   done <"$2"
+}
+median_of() { # VALUES...: their median (the lower middle one)
+  printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
 declare -A unit
 
@@ -92,18 +99,27 @@ daemon_split() {
   ' "$1"
 }
 
+declare -A rt_sock rt_pid
+for round in $(seq 1 "$ROUNDS"); do
+((ROUNDS == 1)) || log "round $round of $ROUNDS"
 for rt in $RUNTIMES; do
-  case $rt in
-    cri-server) CRISERVER_POOL=${POOL:-} criserver_start "$REPO_ROOT/_output/bin/cri-server"; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
-    cri-base) CRISERVER_POOL= criserver_start "$BASE_BIN" cri-base; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
-    containerd) containerd_start; sock=$CONTAINERD_SOCK; pid=$CONTAINERD_PID ;;
-    *) log "unknown runtime $rt"; exit 2 ;;
-  esac
+  if [[ -z ${rt_sock[$rt]:-} ]]; then # each daemon starts once and serves every round
+    case $rt in
+      cri-server) CRISERVER_POOL=${POOL:-} criserver_start "$REPO_ROOT/_output/bin/cri-server"; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
+      cri-base) CRISERVER_POOL= criserver_start "$BASE_BIN" cri-base; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
+      containerd) containerd_start; sock=$CONTAINERD_SOCK; pid=$CONTAINERD_PID ;;
+      *) log "unknown runtime $rt"; exit 2 ;;
+    esac
+    rt_sock[$rt]=$sock; rt_pid[$rt]=$pid
+  fi
   log "$rt: $PODS pods in sequence, $PARALLEL at once, memory at $MEM_STEPS pods, $CTR_PODS pods x $CONTAINERS containers"
-  "$RT_DIR/cribench" -socket "$sock" -runtime-pid "$pid" -owner-match "$RT_DIR/" \
+  dlog=$RT_DIR/$rt/cri-server.log
+  from=1; [[ -f $dlog ]] && from=$(($(wc -l <"$dlog") + 1))
+  "$RT_DIR/cribench" -socket "${rt_sock[$rt]}" -runtime-pid "${rt_pid[$rt]}" -owner-match "$RT_DIR/" \
     -pods "$PODS" -parallel "$PARALLEL" -mem-steps "$MEM_STEPS" \
     -ctr-pods "$CTR_PODS" -containers "$CONTAINERS" >"$RT_DIR/$rt.out"
-  [[ $rt == cri-* ]] && daemon_split "$RT_DIR/$rt/cri-server.log" >>"$RT_DIR/$rt.out"
+  # Only this round's lines of the daemon's log.
+  [[ $rt == cri-* ]] && daemon_split <(tail -n +"$from" "$dlog") >>"$RT_DIR/$rt.out"
   collect "$rt" "$RT_DIR/$rt.out"
 done
 if ((FLOOR)); then
@@ -113,7 +129,14 @@ if ((FLOOR)); then
   "$RT_DIR/cribench" -cni-floor -cni-conf "$RT_DIR/floor/net.d" -cni-bin "$CNI_BIN_DIR" \
     -pods "$PODS" -parallel "$PARALLEL" >"$RT_DIR/floor.out"
   collect cni-plugins "$RT_DIR/floor.out"
+  rm -rf "$RT_DIR/floor"
 fi
+done
+{ for k in "${!res[@]}"; do echo "$k ${res[$k]}"; done; } | sort >"$OUT/rounds.txt"
+for k in "${!res[@]}"; do
+  # shellcheck disable=SC2086 # the rounds' values, one word each
+  res[$k]=$(median_of ${res[$k]})
+done
 
 printf '%-34s' metric; for c in "${cols[@]}"; do printf ' %12s' "$c"; done; echo
 for k in "${keys[@]}"; do

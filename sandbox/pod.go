@@ -137,6 +137,7 @@ type Manager struct {
 	pods    map[string]*entry
 	stopper ContainerStopper
 	pool    *nsPool // nil: every pod makes its own namespaces
+	netj    netJournal
 	// storing counts the ready pods' store commits still in flight
 	// (storeReady); Close waits for them.
 	storing sync.WaitGroup
@@ -283,4 +284,5 @@ func (e *entry) waitStored() {
 func (m *Manager) Close() {
 	m.pool.close()
 	m.storing.Wait()
+	m.netj.close()
 }

@@ -190,12 +190,14 @@ func (b *bench) sequential(ctx context.Context) error {
 // same time.
 func (b *bench) atOnce(ctx context.Context) error {
 	n := b.o.parallel
+	cpu0 := cpuTime(b.o.daemon)
 	t0 := time.Now()
 	lat, err := b.startPods(ctx, n, true)
 	total := time.Since(t0)
 	if err != nil {
 		return err
 	}
+	cpu := cpuTime(b.o.daemon) - cpu0
 	ids := b.pods
 	srLat := make([]time.Duration, len(ids))
 	errs := make([]error, len(ids))
@@ -212,6 +214,11 @@ func (b *bench) atOnce(ctx context.Context) error {
 	fmt.Printf("par_pods %d\n", n)
 	printQ("par_run_pod", lat)
 	fmt.Printf("par_run_total %.1f ms\n", ms(total))
+	if b.o.daemon > 0 {
+		// The daemon process's own CPU (not its children's): what it
+		// takes from the plugins on a saturated machine.
+		fmt.Printf("par_run_daemon_cpu_per_pod %.2f ms\n", ms(cpu)/float64(n))
+	}
 	printQ("par_stop_remove_pod", srLat)
 	fmt.Printf("par_stop_remove_total %.1f ms\n", ms(srTotal))
 	return nil

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // usage is what the runtime's processes started since a baseline cost.
@@ -114,6 +115,28 @@ func procField(path, key string) int {
 		}
 	}
 	return 0
+}
+
+// cpuTime is the CPU time pid's threads have used, its children excluded
+// (0 without a pid): the sum of their schedstat run times, in ns rather
+// than stat's 10 ms ticks.
+func cpuTime(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += n
+		}
+	}
+	return time.Duration(sum)
 }
 
 // parallelDo runs f(0..n-1) all at once and waits for them.
