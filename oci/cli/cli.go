@@ -33,10 +33,11 @@ type globals struct {
 // Options are what the binary hands the command line.
 type Options struct {
 	// Init is the executable run as every container's init (cri-server's
-	// embedded shim) and InitDigest names its content. The shim starts in
-	// about a third of the time of cri-server, whose package init (gRPC,
-	// metrics, images) an init has no use for. Without it the command
-	// line re-executes its own binary as the init.
+	// embedded shim) and InitDigest names its content. The shim's Go
+	// start-up is ~1.5 ms where cri-server's is ~4 ms, most of it the
+	// package init of gRPC, metrics and images, which an init has no use
+	// for. Without it the command line re-executes its own binary as the
+	// init.
 	Init       []byte
 	InitDigest string
 }
