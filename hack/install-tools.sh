@@ -27,9 +27,9 @@ apt_install() {
 # Debian's dynamic busybox (the static one's shell runs applets in-process),
 # iptables for the portmap/masquerade CNI plugins, iproute2 for tests.
 apt_install busybox iptables iproute2
-# libseccomp-dev: oci/seccomp compiles profiles with libseccomp (cgo); runc: the
-# executor benchmark measures beside it.
-apt_install libseccomp-dev runc
+# libseccomp-dev: oci/seccomp compiles profiles with libseccomp (cgo); runc and
+# crun: the executor benchmark and hack/runtime-tools.sh measure beside them.
+apt_install libseccomp-dev runc crun
 # gcc + static libc build the test images' small programs (pause, nnp, the
 # nginx/httpd stand-ins); util-linux gives ipcs for the images and ipcmk,
 # which critest runs on the host.

@@ -8,6 +8,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/cri-server/cri-server/errdefs"
 )
 
 var capByName = map[string]int{}
@@ -101,6 +103,47 @@ func applyCaps(c *specs.LinuxCapabilities, last int) error {
 		if amb&(1<<uint(i)) != 0 {
 			if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(i), 0, 0); err != nil {
 				return fmt.Errorf("raise ambient capability %d: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// heldCaps is the runtime's own permitted set: without a new user namespace
+// the init can set no capability outside it.
+func heldCaps() (uint64, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return 0, fmt.Errorf("read own capabilities: %w", err)
+	}
+	return uint64(data[0].Permitted) | uint64(data[1].Permitted)<<32, nil
+}
+
+// checkCapsHeld refuses, at create, a capability the kernel would refuse
+// the init after start: one in process.capabilities' effective, permitted
+// or inheritable set that the runtime itself lacks (a host whose bounding
+// set drops CAP_SYS_RESOURCE, a rootless or kind node). A user namespace
+// (new or joined) brings its own full set, so it is not checked there. The
+// bounding set may list what we lack: dropping is all it does.
+func checkCapsHeld(p *specs.Process, l *specs.Linux) error {
+	if p == nil || p.Capabilities == nil || (l != nil && hasNamespace(l, specs.UserNamespace)) {
+		return nil
+	}
+	held, err := heldCaps()
+	if err != nil {
+		return err
+	}
+	last := lastCap()
+	c := p.Capabilities
+	for _, set := range []struct {
+		name  string
+		names []string
+	}{{"effective", c.Effective}, {"permitted", c.Permitted}, {"inheritable", c.Inheritable}} {
+		for _, n := range set.names {
+			if m := capMask([]string{n}, last); m&^held != 0 {
+				return errdefs.New(errdefs.ErrPermissionDenied,
+					"process.capabilities.%s: %s is not in the runtime's own capability set", set.name, n)
 			}
 		}
 	}

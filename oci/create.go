@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/oci/cgroups"
 	"github.com/cri-server/cri-server/oci/seccomp"
 )
 
@@ -124,6 +125,9 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		}
 	}
 	ph.mark(&ph.limits)
+	if md, ok := mgr.(cgroups.MadeDirs); ok {
+		st.CgroupMade = md.Made()
+	}
 	if err := r.save(st); err != nil {
 		if console != nil {
 			console.Close()
@@ -263,11 +267,16 @@ func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig,
 	}
 }
 
-// createHooks runs the hooks due once the mounts are done, then releases
-// the init.
+// createHooks runs the hooks due in the runtime's namespaces once the
+// mounts are done, then releases the init, which runs the createContainer
+// hooks itself, in the container's namespaces before pivot_root
+// (runtime-spec; runc does the same).
 func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) error {
+	// "created": the runtime-spec's status once the environment is made
+	// (lifecycle step 2), before the user's program runs; crun passes it,
+	// runc 1.1 "creating".
 	s := r.ociState(st)
-	s.Status = specs.StateCreating
+	s.Status = specs.StateCreated
 	if h := cfg.Spec.Hooks; h != nil {
 		// prestart is deprecated but still written by older tools; it
 		// runs where createRuntime does, just before it (runc).
@@ -277,11 +286,8 @@ func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfi
 		if err := runHooks(ctx, "createRuntime", h.CreateRuntime, s); err != nil {
 			return err
 		}
-		if err := runHooks(ctx, "createContainer", h.CreateContainer, s); err != nil {
-			return err
-		}
 	}
-	return conn.send(&syncMsg{Type: msgHooksDone})
+	return conn.send(&syncMsg{Type: msgHooksDone, State: s})
 }
 
 // initCmd prepares the re-exec of the init. Only stdio, the sync socket and the

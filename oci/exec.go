@@ -36,6 +36,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	if s := r.status(st); s != specs.StateRunning {
 		return nil, errdefs.FailedPrecondition("exec in container %s: it is %s", id, s)
 	}
+	if err := checkCapsHeld(p, st.Spec.Linux); err != nil {
+		return nil, err
+	}
 	plan := &nsPlan{}
 	self := strconv.Itoa(st.Pid)
 	for _, ns := range st.Spec.Linux.Namespaces {

@@ -138,8 +138,8 @@ func runInit(conn syncConn) error {
 	}
 	if spec.Hooks != nil && len(spec.Hooks.StartContainer) > 0 {
 		// startContainer hooks run in the container, after start, before the
-		// user's process.
-		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: specs.StateRunning, Pid: os.Getpid()}
+		// user's process: still "created" (runc).
+		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: specs.StateCreated, Pid: os.Getpid()}
 		if err := runHooks(context.Background(), "startContainer", spec.Hooks.StartContainer, st); err != nil {
 			return err
 		}
@@ -165,7 +165,8 @@ func enterRootNoMountNS(rootfs string, spec *specs.Spec, conn syncConn) error {
 	return nil
 }
 
-// hooks asks the parent to run createRuntime/createContainer hooks and waits.
+// hooks asks the parent to run the prestart and createRuntime hooks, waits,
+// then runs the createContainer hooks.
 func (c syncConn) hooks(spec *specs.Spec) error {
 	if spec.Hooks == nil || len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime)+len(spec.Hooks.CreateContainer) == 0 {
 		return nil
@@ -180,11 +181,14 @@ func (c syncConn) hooks(spec *specs.Spec) error {
 	if m.Type != msgHooksDone {
 		return fmt.Errorf("wait for hooks: got %s", m.Type)
 	}
-	return nil
+	// In the container's namespaces, its mounts made, before pivot_root.
+	return runHooks(context.Background(), "createContainer", spec.Hooks.CreateContainer, m.State)
 }
 
 // waitStart is the create/start barrier: opening the fifo for writing blocks
-// until Start opens it for reading.
+// until Start opens it for reading. The write end stays open, close-on-exec,
+// so Start sees EOF once the user's process is exec'd (or the init died):
+// poststart hooks run after the process is executed, as runc's do.
 func waitStart() error {
 	fd, err := unix.Openat(initStateFd, fifoName, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -193,7 +197,6 @@ func waitStart() error {
 	if _, err := unix.Write(fd, []byte{'0'}); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
-	unix.Close(fd)
 	unix.Close(initStateFd)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-server/cri-server/errdefs"
+	"github.com/cri-server/cri-server/oci/cgroups"
 )
 
 // Start releases a created container's init to exec the user's process. It
@@ -40,13 +41,21 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	}
 	_ = os.Remove(fifo)
 	if st.Spec.Hooks != nil {
-		s := r.ociState(st)
-		if err := runHooks(ctx, "poststart", st.Spec.Hooks.Poststart, s); err != nil {
+		s := poststartState(r.ociState(st), st)
+		if err := runHooksAll(ctx, "poststart", st.Spec.Hooks.Poststart, s); err != nil {
 			r.log.Warn("poststart hook failed", "container", id, "err", err)
 		}
 	}
 	r.log.Info("container started", "container", id, "pid", st.Pid, "took", time.Since(t0).Round(time.Microsecond).String())
 	return nil
+}
+
+// poststartState is the state the poststart hooks get: "running" with the
+// pid, as runc passes, even when a short process has exited by now (the
+// hooks follow its start, not its life).
+func poststartState(s *specs.State, st *containerState) *specs.State {
+	s.Status, s.Pid = specs.StateRunning, st.Pid
+	return s
 }
 
 // State returns the OCI state of a container.
@@ -132,6 +141,9 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	if err != nil {
 		return fmt.Errorf("open cgroup: %w", err)
 	}
+	if md, ok := mgr.(cgroups.MadeDirs); ok {
+		md.Adopt(st.CgroupMade)
+	}
 	if s != specs.StateStopped {
 		// Thaw even when not marked paused: a v1 freezer left FREEZING by a
 		// failed pause holds SIGKILLed tasks forever.
@@ -148,7 +160,7 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	if st.Spec != nil && st.Spec.Hooks != nil {
 		os := r.ociState(st)
 		os.Status = specs.StateStopped
-		if err := runHooks(ctx, "poststop", st.Spec.Hooks.Poststop, os); err != nil {
+		if err := runHooksAll(ctx, "poststop", st.Spec.Hooks.Poststop, os); err != nil {
 			r.log.Warn("poststop hook failed", "container", id, "err", err)
 		}
 	}
@@ -285,11 +297,13 @@ func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) {
 }
 
 // releaseInit opens the exec fifo for reading, which completes the init's
-// blocked open for writing, and waits for its byte. The open does not
-// block, so an init that died cannot hang us; poll then waits without
-// spinning: a FIFO that never had a writer does not report POLLHUP, so the
-// wait ends with the init's byte (POLLIN) or its death (POLLHUP, or the
-// liveness check between slices).
+// blocked open for writing, waits for its byte, then for EOF: the init's
+// write end is close-on-exec, so EOF means the user's process is exec'd
+// (or the init is gone). The open does not block, so an init that died
+// cannot hang us; poll then waits without spinning: a FIFO that never had a
+// writer does not report POLLHUP, so the first wait ends with the init's
+// byte (POLLIN) or its death (POLLHUP, or the liveness check between
+// slices).
 func releaseInit(fifo string, st *containerState, deadline time.Time) error {
 	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -297,6 +311,7 @@ func releaseInit(fifo string, st *containerState, deadline time.Time) error {
 	}
 	defer unix.Close(fd)
 	buf := make([]byte, 1)
+	released := false
 	for {
 		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
 		if err != nil && err != unix.EINTR {
@@ -305,17 +320,24 @@ func releaseInit(fifo string, st *containerState, deadline time.Time) error {
 		if n > 0 {
 			m, err := unix.Read(fd, buf)
 			if m == 1 {
-				return nil
+				released = true
+				continue
 			}
 			if err != nil && err != unix.EAGAIN && err != unix.EINTR {
 				return fmt.Errorf("read exec fifo: %w", err)
 			}
 			if m == 0 && err == nil {
+				if released {
+					return nil
+				}
 				// The writer closed without writing: the init is gone.
 				return errdefs.FailedPrecondition("init exited")
 			}
 		}
 		if !st.alive() {
+			if released {
+				return nil // exec'd and already exited
+			}
 			return errdefs.FailedPrecondition("init exited")
 		}
 		if time.Now().After(deadline) {

@@ -25,6 +25,7 @@ type containerState struct {
 	Rootfs      string            `json:"rootfs"`
 	Created     time.Time         `json:"created"`
 	CgroupsPath string            `json:"cgroupsPath"`
+	CgroupMade  []string          `json:"cgroupMade,omitempty"` // dirs the create made (parents too): Delete removes them
 	Paused      bool              `json:"paused,omitempty"`
 	Spec        *specs.Spec       `json:"spec"`
 	Annotations map[string]string `json:"annotations,omitempty"`

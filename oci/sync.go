@@ -25,8 +25,8 @@ type msgType string
 
 const (
 	msgConfig    msgType = "config"    // parent -> init: what to set up
-	msgHooks     msgType = "hooks"     // init -> parent: mounts done, run createRuntime/createContainer
-	msgHooksDone msgType = "hooksDone" // parent -> init
+	msgHooks     msgType = "hooks"     // init -> parent: mounts done, run prestart/createRuntime
+	msgHooksDone msgType = "hooksDone" // parent -> init: run createContainer, then go on
 	msgConsole   msgType = "console"   // init -> parent: pty master follows
 	msgReady     msgType = "ready"     // init -> parent: set up, waiting on the barrier
 	msgError     msgType = "error"     // init -> parent: setup failed
@@ -34,19 +34,21 @@ const (
 )
 
 type syncMsg struct {
-	Type   msgType     `json:"type"`
-	Config *initConfig `json:"config,omitempty"`
-	Error  *initError  `json:"error,omitempty"`
-	Times  *initTimes  `json:"times,omitempty"` // with msgReady
-	Pid    int         `json:"pid,omitempty"`   // with msgPid
+	Type   msgType      `json:"type"`
+	Config *initConfig  `json:"config,omitempty"`
+	Error  *initError   `json:"error,omitempty"`
+	Times  *initTimes   `json:"times,omitempty"` // with msgReady
+	Pid    int          `json:"pid,omitempty"`   // with msgPid
+	State  *specs.State `json:"state,omitempty"` // with msgHooksDone: for the createContainer hooks
 }
 
 // syncNote is a syncMsg without a config, as it is encoded.
 type syncNote struct {
-	Type  msgType    `json:"type"`
-	Error *initError `json:"error,omitempty"`
-	Times *initTimes `json:"times,omitempty"`
-	Pid   int        `json:"pid,omitempty"`
+	Type  msgType      `json:"type"`
+	Error *initError   `json:"error,omitempty"`
+	Times *initTimes   `json:"times,omitempty"`
+	Pid   int          `json:"pid,omitempty"`
+	State *specs.State `json:"state,omitempty"`
 }
 
 // initTimes are the init's milestones (Unix ns, the parent's clock too), so
@@ -103,7 +105,7 @@ func (c syncConn) send(m *syncMsg) error {
 		// The init sends only these: encoding/json builds the encoders of
 		// a value's whole type graph on first use, and syncMsg's includes
 		// the config's, which the init would pay for at every start.
-		v = syncNote{Type: m.Type, Error: m.Error, Times: m.Times, Pid: m.Pid}
+		v = syncNote{Type: m.Type, Error: m.Error, Times: m.Times, Pid: m.Pid, State: m.State}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

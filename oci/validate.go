@@ -30,6 +30,9 @@ func validateSpec(s *specs.Spec) error {
 	if err := validateUnsupported(s); err != nil {
 		return err
 	}
+	if err := checkCapsHeld(s.Process, s.Linux); err != nil {
+		return err
+	}
 	if s.Linux.MountLabel != "" {
 		return errdefs.InvalidArgument("linux.mountLabel: SELinux is not available on this kernel")
 	}

@@ -35,7 +35,8 @@ func (m *v1Manager) Set(r *specs.LinuxResources) error {
 }
 
 // dir returns the directory of ctrl, or "" when the hierarchy is not
-// mounted; like runc, a limit for an absent controller is skipped.
+// mounted: a limit for an absent controller is skipped (runc 1.1 refuses
+// it; see needDir for the controllers where we do too).
 func (m *v1Manager) dir(ctrl string) string {
 	d, ok := m.dirs[ctrl]
 	if !ok {
@@ -326,13 +327,19 @@ func (m *v1Manager) setNetwork(r *specs.LinuxResources) error {
 		return nil
 	}
 	if r.Network.ClassID != nil {
-		if d := m.dir("net_cls"); d != "" {
-			if err := writeFile(d, "net_cls.classid", strconv.FormatUint(uint64(*r.Network.ClassID), 10)); err != nil {
-				return err
-			}
+		d, err := m.needDir("net_cls", "linux.resources.network.classID")
+		if err != nil {
+			return err
+		}
+		if err := writeFile(d, "net_cls.classid", strconv.FormatUint(uint64(*r.Network.ClassID), 10)); err != nil {
+			return err
 		}
 	}
-	if d := m.dir("net_prio"); d != "" {
+	if len(r.Network.Priorities) > 0 {
+		d, err := m.needDir("net_prio", "linux.resources.network.priorities")
+		if err != nil {
+			return err
+		}
 		for _, p := range r.Network.Priorities {
 			if err := writeFile(d, "net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority)); err != nil {
 				return err
@@ -342,12 +349,25 @@ func (m *v1Manager) setNetwork(r *specs.LinuxResources) error {
 	return nil
 }
 
+// needDir is dir for a limit nothing else can carry out: the network and
+// rdma controllers have no v2 fallback and the kubelet never asks for them,
+// so a limit without its hierarchy is refused, naming the field, rather
+// than dropped (runc 1.1: "cannot set net_cls limit"; crun fails too).
+func (m *v1Manager) needDir(ctrl, field string) (string, error) {
+	d, ok := m.dirs[ctrl]
+	if !ok {
+		return "", errUnsupported("%s: no %s cgroup hierarchy on this host", field, ctrl)
+	}
+	return d, nil
+}
+
 func (m *v1Manager) setRdma(r *specs.LinuxResources) error {
 	if len(r.Rdma) == 0 {
 		return nil
 	}
-	if d := m.dir("rdma"); d != "" {
-		return writeRdma(d, r.Rdma)
+	d, err := m.needDir("rdma", "linux.resources.rdma")
+	if err != nil {
+		return err
 	}
-	return nil
+	return writeRdma(d, r.Rdma)
 }

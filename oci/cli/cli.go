@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/cri-server/cri-server/errdefs"
 	"github.com/cri-server/cri-server/oci"
 )
 
@@ -88,6 +89,9 @@ func MainWith(args []string, o Options) int {
 		return ee.code
 	}
 	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) && !strings.Contains(err.Error(), "not found") {
+			err = fmt.Errorf("%w: not found", err)
+		}
 		fmt.Fprintf(g.stderr, "cri-server oci %s: %v\n", rest[0], err)
 		slog.Error("command failed", "verb", rest[0], "err", err)
 		return 1
@@ -383,5 +387,14 @@ func cmdDelete(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return rt.Delete(context.Background(), pos[0], *force)
+	ctx := context.Background()
+	if !*force {
+		// The runtime spec: deleting a container that is not stopped MUST
+		// fail and leave it be; "created" is not stopped (runc 1.1 and
+		// crun 1.8 delete it anyway; the CRI layer always forces).
+		if st, err := rt.State(ctx, pos[0]); err == nil && st.Status == specs.StateCreated {
+			return errdefs.FailedPrecondition("delete container %s: it is created, not stopped (use --force)", pos[0])
+		}
+	}
+	return rt.Delete(ctx, pos[0], *force)
 }
