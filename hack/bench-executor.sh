@@ -1,13 +1,34 @@
 #!/usr/bin/env bash
-# Benchmarks the executor beside runc: create+start+wait+delete of a busybox
-# container running /bin/true, N times (default 200) through each command
-# line ("oci run"/"runc run", alternating), printing median and p95, the
-# ratio, the peak RSS of our command line, the executor's per-phase medians
-# (from its log) and the Go package-init cost of both of its processes.
-# Needs root, runc (apt) and busybox (apt). Usage: hack/bench-executor.sh [N]
-# BASE=<git rev> (e.g. main) also builds that revision's command line and runs
-# it in the same loop, for a before/after on one machine load.
+# Benchmarks the executor's command line beside runc and crun:
+# create+start+wait+delete of a busybox container running /bin/true, N times
+# (default 200) through each command line (`cri-server oci run`, `runc run`,
+# `crun run`), alternating in one loop so that all see the same machine
+# load, printing median and p95, the ratios to runc, the peak RSS of our
+# command line, the executor's per-phase medians (from its log) and the Go
+# package-init cost of both of its processes (the command line and the init).
+#
+# The binary timed is the product: _output/bin/cri-server built by
+# hack/build.sh (the shim embedded), run as `cri-server oci run`.
+#
+# All of it runs inside one private mount namespace in which
+# /sys/fs/cgroup/unified (this machine's cgroup v2 mount, hugetlb only) is
+# unmounted: crun refuses hybrid cgroups, and this way the three runtimes see
+# the same, v1-only, cgroups. Nothing outside the namespace changes.
+# The three runtimes' state roots share one tmpfs mounted there, as their
+# default roots (/run/...) are on a production node; this machine's /run is
+# on its ext4 root, whose inode allocator, after hours of test churn, costs
+# each file a runtime creates up to ~0.5 ms (ext4 find_inode_bit and
+# recently_deleted in perf). STATE_ON_DISK=1 keeps them on /tmp instead.
+#
+# Needs root, runc, crun and busybox (apt). Usage: hack/bench-executor.sh [N]
+# BASE=<git rev> (e.g. main) also builds that revision with its own
+# hack/build.sh and runs it in the same loop, for a before/after on one
+# machine load.
 set -euo pipefail
+if [[ -z ${BENCH_EXECUTOR_IN_NS:-} ]]; then
+  BENCH_EXECUTOR_IN_NS=1 exec unshare -m --propagation private "$0" "$@"
+fi
+if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
 N=${1:-200}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/bench-executor.XXXXXX)
@@ -15,20 +36,27 @@ CG=/cri-server-bench-$$
 # Every container of the run uses (and deletes) the cgroup $CG; remove what a
 # failed iteration could leave (each rmdir may fail: under set -e that would
 # end the trap before the rm).
-trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
+trap 'for d in /sys/fs/cgroup/*$CG; do rmdir "$d" 2>/dev/null || true; done; umount "$WORK/states" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-# Built as the shim is (hack/build.sh): static.
-source "$REPO/hack/static-flags.sh"
-(cd "$REPO" && go build -tags "$STATIC_TAGS" -ldflags "$STATIC_LDFLAGS" -o "$WORK/cri-server" ./hack/executor-cli)
+echo "uptime: $(uptime)"
+echo "private mount namespace, /sys/fs/cgroup/unified unmounted: cgroup v1 only for every runtime"
+mkdir "$WORK/states"
+if [[ -z ${STATE_ON_DISK:-} ]]; then
+  mount -t tmpfs -o mode=0711 bench-states "$WORK/states"
+  echo "state roots on tmpfs (STATE_ON_DISK=1: on $(stat -f -c %T /tmp))"
+else
+  echo "state roots on $(stat -f -c %T /tmp) (STATE_ON_DISK=1)"
+fi
+S=$WORK/states
+"$REPO/hack/build.sh"
+cp "$REPO/_output/bin/cri-server" "$WORK/cri-server"
 if [[ -n ${BASE:-} ]]; then
-  # The revision as it built itself: its own hack/bench-executor.sh's way.
+  # The revision as it built itself: its own hack/build.sh, in its own tree.
   mkdir -p "$WORK/base-src"
   git -C "$REPO" archive "$BASE" | tar -x -C "$WORK/base-src"
-  flags=()
-  if [[ -f $WORK/base-src/hack/static-flags.sh ]]; then
-    flags=(-tags "$STATIC_TAGS" -ldflags "$STATIC_LDFLAGS")
-  fi
-  (cd "$WORK/base-src" && go build "${flags[@]}" -o "$WORK/cri-server-base" ./hack/executor-cli)
+  "$WORK/base-src/hack/build.sh"
+  cp "$WORK/base-src/_output/bin/cri-server" "$WORK/cri-server-base"
+  rm -rf "$WORK/base-src"
 fi
 
 # The rootfs: Debian's dynamic busybox and the libraries ldd names.
@@ -47,7 +75,7 @@ c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(p, "w"))
 PY
 
-# run_one NAME I CMD... : times one run, appending milliseconds to $WORK/NAME.ms
+# run_one NAME I CMD... : times one run, appending microseconds to $WORK/NAME.ms
 run_one() {
   local name=$1 i=$2; shift 2
   local t0 t1
@@ -57,44 +85,41 @@ run_one() {
   echo $(( (t1 - t0) / 1000 )) >> "$WORK/$name.ms"
 }
 
-# run_loop NAME CMD... : N runs of one runtime
-run_loop() {
-  local name=$1; shift
-  : > "$WORK/$name.ms"
-  for i in $(seq 1 "$N"); do run_one "$name" "$i" "$@"; done
-}
-
 stats() { # prints "median p95" in ms
   sort -n "$1" | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; p=a[int(NR*0.95+0.5)]; printf "%.2f %.2f\n", m/1000, p/1000}'
 }
 
-# cri-server and runc alternate, so that both see the same load on a
-# shared machine.
-: > "$WORK/cri-server.ms"; : > "$WORK/runc.ms"; : > "$WORK/base.ms"
-for i in $(seq 1 "$N"); do
-  run_one cri-server "$i" "$WORK/cri-server" oci --root "$WORK/state"
-  run_one runc "$i" runc --root "$WORK/runc-state"
-  if [[ -n ${BASE:-} ]]; then run_one base "$i" "$WORK/cri-server-base" oci --root "$WORK/base-state"; fi
-done
-read -r om op < <(stats "$WORK/cri-server.ms")
-read -r rm rp < <(stats "$WORK/runc.ms")
-printf "%-12s median %7s ms  p95 %7s ms\n" cri-server "$om" "$op" runc "$rm" "$rp"
-awk -v a="$om" -v b="$rm" 'BEGIN {printf "ratio cri-server/runc (median): %.2f\n", a/b}'
+# The runtimes alternate, so that all see the same load on a shared machine.
+names=(cri-server runc crun)
+declare -A cmd=(
+  [cri-server]="$WORK/cri-server oci --root $S/state"
+  [runc]="runc --root $S/runc-state"
+  [crun]="crun --root $S/crun-state"
+)
 if [[ -n ${BASE:-} ]]; then
-  read -r bm bp < <(stats "$WORK/base.ms")
-  printf "%-12s median %7s ms  p95 %7s ms\n" "$BASE" "$bm" "$bp"
-  awk -v a="$bm" -v b="$rm" -v n="$BASE" 'BEGIN {printf "ratio %s/runc (median): %.2f\n", n, a/b}'
+  names+=(base)
+  cmd[base]="$WORK/cri-server-base oci --root $S/base-state"
 fi
-if command -v crun >/dev/null && crun --root "$WORK/crun-state" run -b "$B" crun-probe >/dev/null 2>&1 </dev/null; then
-  run_loop crun crun --root "$WORK/crun-state"
-  read -r cm cp < <(stats "$WORK/crun.ms"); printf "%-12s median %7s ms  p95 %7s ms\n" crun "$cm" "$cp"
-else
-  echo "crun: not run (absent, or refuses this machine's hybrid cgroups)"
-fi
+for n in "${names[@]}"; do : > "$WORK/$n.ms"; done
+for i in $(seq 1 "$N"); do
+  for n in "${names[@]}"; do
+    # shellcheck disable=SC2086 # the command and its flags, split on spaces
+    run_one "$n" "$i" ${cmd[$n]}
+  done
+done
+echo "create+start+wait+delete of /bin/true, $N runs each, alternating; uptime: $(uptime)"
+read -r rm _ < <(stats "$WORK/runc.ms")
+for n in "${names[@]}"; do
+  label=$n
+  [[ $n == base ]] && label="cri-server@$BASE"
+  [[ $n == cri-server ]] && label="cri-server@$(git -C "$REPO" describe --always --dirty)"
+  read -r m p < <(stats "$WORK/$n.ms")
+  printf "%-26s median %7s ms  p95 %7s ms  ratio to runc %.2f\n" "$label" "$m" "$p" "$(awk -v a="$m" -v b="$rm" 'BEGIN {print a/b}')"
+done
 
 # Peak RSS of one cri-server oci run (the command line, the parent of the init).
 if [[ -x /usr/bin/time ]]; then
-  /usr/bin/time -f "peak RSS of 'oci run': %M KiB" "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-rss-$$ </dev/null
+  /usr/bin/time -f "peak RSS of 'cri-server oci run': %M KiB" "$WORK/cri-server" oci --root "$S/state" run -b "$B" bench-rss-$$ </dev/null
 fi
 # Phase medians from the executor's log (oci/phases.go): create = prep, cgroup
 # (mkdir before the clone), clone (namespaces, up to the init's execve),
@@ -103,7 +128,7 @@ fi
 # paths), process, limits, save; then start, the wait for /bin/true and delete.
 P=$(( N < 50 ? N : 50 ))
 for i in $(seq 1 "$P"); do
-  "$WORK/cri-server" oci --root "$WORK/state" --log "$WORK/log" run -b "$B" bench-log-$$-$i </dev/null >/dev/null 2>&1 || true
+  "$WORK/cri-server" oci --root "$S/state" --log "$WORK/log" run -b "$B" bench-log-$$-$i </dev/null >/dev/null 2>&1 || true
 done
 echo "executor phases, median of $P runs:"
 # The median of every duration attribute of the lifecycle log lines, in ms.
@@ -139,7 +164,7 @@ END {
 ' "$WORK/log"
 # Go start-up of the two processes of a run: the command line, then the
 # re-exec'd init (its lines follow the second "init runtime").
-GODEBUG=inittrace=1 "$WORK/cri-server" oci --root "$WORK/state" run -b "$B" bench-init-$$ </dev/null 2>"$WORK/inittrace" >/dev/null || true
+GODEBUG=inittrace=1 "$WORK/cri-server" oci --root "$S/state" run -b "$B" bench-init-$$ </dev/null 2>"$WORK/inittrace" >/dev/null || true
 awk '/^init runtime /{p++} /^init /{n[p]++; ms[p]+=$5}
   END {printf "Go package init: command line %d packages %.3f ms; re-exec'"'"'d init %d packages %.3f ms\n", n[1], ms[1], n[2], ms[2]}' "$WORK/inittrace"
-sort -k5 -n -r "$WORK/inittrace" | grep '^init ' | head -5 | sed 's/^/  heaviest: /'
+sort -k5 -n -r "$WORK/inittrace" | grep '^init ' | head -8 | sed 's/^/  heaviest: /'

@@ -14,5 +14,12 @@ ldflags="-X github.com/cri-server/cri-server/version.Version=$ver"
 # and the dynamic loader's work was ~0.4 ms of each start.
 source "$REPO_ROOT/hack/static-flags.sh"
 go build -tags "$STATIC_TAGS" -ldflags "$ldflags -s -w $STATIC_LDFLAGS" -o cmd/cri-server/cri-server-shim ./cmd/cri-server-shim
+# Its name in the command line's on-disk cache (cli.Options.InitDigest),
+# for Go and for the C constructor that hands `cri-server oci` over to it
+# (cmd/cri-server/ocishim_embed.go).
+digest=$(sha256sum cmd/cri-server/cri-server-shim | cut -c1-32)
+printf '%s' "$digest" >cmd/cri-server/cri-server-shim.digest
+printf '#define CRISERVER_SHIM_DIGEST "%s"\n#define CRISERVER_SHIM_SIZE %sL\n' \
+  "$digest" "$(stat -c %s cmd/cri-server/cri-server-shim)" >cmd/cri-server/cri-server-shim.h
 go build -tags embedshim -ldflags "$ldflags" -o _output/bin/cri-server ./cmd/cri-server
 log "built _output/bin/cri-server ($ver, shim $(stat -c %s cmd/cri-server/cri-server-shim) bytes)"

@@ -94,7 +94,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 		ID: id, Pid: pid, PidStart: pidStart(pid), Bundle: bundle, Rootfs: rootfs,
 		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations,
 	}
-	conn := syncConn{int(parent.Fd())}
+	conn := parentConn(parent)
 	cfg := &initConfig{ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
 		Seccomp: in.bpf, SeccompFlags: in.bpfFlags, CgroupPaths: mgr.Paths(), MountFds: ho.mountFds, RootFromCwd: ho.rootFromCwd}
 	if plan.cloneFlags&unix.CLONE_NEWNS != 0 && hasCgroupMount(spec) {
@@ -295,6 +295,13 @@ func (r *Runtime) createHooks(ctx context.Context, conn syncConn, cfg *initConfi
 func (r *Runtime) initCmd(dir string, plan *nsPlan, l *specs.Linux, stdio IO) (*exec.Cmd, *os.File, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		return nil, nil, fmt.Errorf("create sync socket: %w", err)
+	}
+	// The parent's end non-blocking, so that os.NewFile makes it pollable
+	// (parentConn); the init's end, another open file, stays blocking.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
 		return nil, nil, fmt.Errorf("create sync socket: %w", err)
 	}
 	parent, child := os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child")

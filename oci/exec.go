@@ -87,7 +87,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	if err := setOOMScoreAdj(cmd.Process.Pid, p.OOMScoreAdj); err != nil {
 		return nil, err
 	}
-	conn := syncConn{int(parent.Fd())}
+	conn := parentConn(parent)
 	cfg := &initConfig{Exec: true, ID: id, Spec: st.Spec, Process: p, Seccomp: bpf, SeccompFlags: bpfFlags}
 	if !hasNamespace(st.Spec.Linux, specs.MountNamespace) {
 		// No mount namespace to join: the container's root is its init's

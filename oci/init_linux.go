@@ -21,15 +21,26 @@ import (
 // InitMain is the container init: the binary re-executed with the argument
 // "init". It never returns.
 func InitMain() {
-	times.Main = time.Now().UnixNano()
-	// Read by the runtime at start; set by initCmd for this process only.
-	os.Unsetenv(initMaxProcsEnv)
 	// Capabilities, no_new_privs and seccomp are per thread: everything
 	// happens on this one, which is also the one that execs.
 	runtime.LockOSThread()
+	initMain()
+}
+
+// InitMainFromInit is InitMain for a caller in package init (the main
+// package's), where the Go runtime already keeps the goroutine on the main
+// thread until init ends, which it never does here: runtime.LockOSThread
+// would also start the runtime's template thread, one more thread to make
+// at start and for the exec to end (de_thread waits for each).
+func InitMainFromInit() { initMain() }
+
+func initMain() {
+	times.Main = time.Now().UnixNano()
+	// Read by the runtime at start; set by initCmd for this process only.
+	os.Unsetenv(initMaxProcsEnv)
 	// Nothing we inherited beyond stdio may survive the exec (CVE-2024-21626).
 	_ = unix.CloseRange(initSyncFd, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	conn := syncConn{initSyncFd}
+	conn := syncConn{fd: initSyncFd}
 	err := runInit(conn)
 	if err == nil {
 		err = errors.New("init: exec returned")

@@ -38,8 +38,20 @@ const (
 
 func (r *Runtime) dir(id string) string { return filepath.Join(r.cfg.StateDir, id) }
 
+// stateJSON is containerState as state.json holds it: its spec goes
+// through specJSON (encodeSpec, DecodeSpec). The outer Spec hides the
+// embedded one from encoding/json.
+type stateJSON struct {
+	*containerState
+	Spec json.RawMessage `json:"spec"`
+}
+
 func (r *Runtime) save(st *containerState) error {
-	b, err := json.Marshal(st)
+	spec, err := encodeSpec(st.Spec)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	b, err := json.Marshal(stateJSON{containerState: st, Spec: spec})
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
@@ -64,11 +76,16 @@ func (r *Runtime) load(id string) (*containerState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state of %s: %w", id, err)
 	}
-	st := &containerState{}
-	if err := json.Unmarshal(b, st); err != nil {
+	w := stateJSON{containerState: &containerState{}}
+	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("decode state of %s: %w", id, err)
 	}
-	return st, nil
+	if len(w.Spec) > 0 && string(w.Spec) != "null" {
+		if w.containerState.Spec, err = DecodeSpec(w.Spec); err != nil {
+			return nil, fmt.Errorf("decode state of %s: spec: %w", id, err)
+		}
+	}
+	return w.containerState, nil
 }
 
 // lock takes the container's flock; the returned func releases it.

@@ -21,16 +21,27 @@ import (
 	// the Go runtime starts.
 	_ "github.com/cri-server/cri-server/monitor/cmon"
 	"github.com/cri-server/cri-server/oci"
+	"github.com/cri-server/cri-server/oci/cli"
 	// Joins mount and user namespaces before the Go runtime starts, for
 	// exec into a running container; inert unless the executor asks.
 	_ "github.com/cri-server/cri-server/oci/nsenter"
 )
 
+// init runs the container init before main: see oci.InitMainFromInit. The
+// main package's init runs after every other package's.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		oci.InitMainFromInit() // never returns
+	}
+}
+
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "init":
-			oci.InitMain() // the container's init, before it execs the user's process
+		case "oci":
+			// `cri-server oci`, handed over by cri-server's constructor
+			// (cmd/cri-server/ocishim_embed.go); its init is this binary.
+			os.Exit(cli.Main(os.Args[2:]))
 		default:
 			// A container's monitor (C, from its constructor, unless
 			// CRI_SERVER_GO_MONITOR=1) and the Go helpers it runs.

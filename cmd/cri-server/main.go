@@ -55,7 +55,8 @@ func main() {
 			monitor.NewExecutor = monitor.OCIExecutor
 			os.Exit(monitor.Main(os.Args[2:])) // a container's monitor
 		case "oci":
-			os.Exit(cli.Main(os.Args[2:])) // runc-compatible command line
+			// runc-compatible command line; its containers' init is the shim
+			os.Exit(cli.MainWith(os.Args[2:], cli.Options{Init: shimBinary, InitDigest: shimDigest}))
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

@@ -10,3 +10,11 @@ import _ "embed"
 //
 //go:embed cri-server-shim
 var shimBinary []byte
+
+// shimDigest names shimBinary's content (the start of its SHA-256, which
+// hack/build.sh writes beside it): the command line caches the shim on disk
+// under that name, where hashing 7 MB at each start would cost more than
+// the container.
+//
+//go:embed cri-server-shim.digest
+var shimDigest string

@@ -6,3 +6,5 @@ package main
 // (/proc/self/exe) as monitor and init, which main handles too. hack/build.sh
 // embeds the small cmd/cri-server-shim instead (shim_embed.go).
 var shimBinary []byte
+
+var shimDigest string

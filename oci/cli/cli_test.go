@@ -26,6 +26,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv("CLI_UNDER_TEST") == "1" {
 		os.Exit(cli.Main(os.Args[1:]))
 	}
+	if d := os.Getenv("CLI_INIT_DIGEST"); d != "" {
+		// The command line of a binary with an embedded init: this
+		// test binary again, under another name.
+		self, err := os.ReadFile("/proc/self/exe")
+		if err != nil {
+			panic(err)
+		}
+		os.Exit(cli.MainWith(os.Args[1:], cli.Options{Init: self, InitDigest: d}))
+	}
 	os.Exit(m.Run())
 }
 
@@ -68,8 +77,13 @@ func bundle(t *testing.T) (string, string) {
 
 func ociCmd(t *testing.T, root string, args ...string) (string, int) {
 	t.Helper()
+	return ociCmdEnv(t, root, "CLI_UNDER_TEST=1", args...)
+}
+
+func ociCmdEnv(t *testing.T, root, env string, args ...string) (string, int) {
+	t.Helper()
 	cmd := exec.Command("/proc/self/exe", append([]string{"--root", root}, args...)...)
-	cmd.Env = append(os.Environ(), "CLI_UNDER_TEST=1")
+	cmd.Env = append(os.Environ(), env)
 	// A file, not a pipe: a created container holds its stdio open.
 	f, ferr := os.CreateTemp(t.TempDir(), "out")
 	if ferr != nil {
@@ -139,6 +153,83 @@ func TestCLILifecycle(t *testing.T) {
 	b2, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(b2), dir) {
 		t.Errorf("mount leaked under %s", dir)
+	}
+	hiers, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range hiers {
+		if _, err := os.Stat(filepath.Join(h, spec.Linux.CgroupsPath)); err == nil {
+			t.Errorf("cgroup leaked: %s%s", h, spec.Linux.CgroupsPath)
+		}
+	}
+}
+
+// TestCLIEmbeddedInit: a command line given its init's content runs its
+// containers' init from the cached copy, not from its own binary.
+func TestCLIEmbeddedInit(t *testing.T) {
+	dir, b := bundle(t)
+	root := filepath.Join(dir, "state")
+	digest := fmt.Sprintf("clitest-%d", time.Now().UnixNano())
+	env := "CLI_INIT_DIGEST=" + digest
+	if out, code := ociCmdEnv(t, root, env, "spec", "--bundle", b); code != 0 {
+		t.Fatalf("spec: %d %s", code, out)
+	}
+	raw, err := os.ReadFile(filepath.Join(b, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Process.Terminal = false
+	spec.Process.Args = []string{"sh", "-c", "exit 3"}
+	spec.Linux.CgroupsPath = fmt.Sprintf("/cri-server-clitest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	raw, _ = json.Marshal(&spec)
+	os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644)
+
+	if out, code := ociCmdEnv(t, root, env, "create", "--bundle", b, "c1"); code != 0 {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	out, _ := ociCmdEnv(t, root, env, "state", "c1")
+	var st specs.State
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("state: %v: %s", err, out)
+	}
+	// The init's binary, seen through a detached mount: the same file
+	// (inode) as the cached one.
+	exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", st.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, err := os.Stat(filepath.Join(root, ".init", digest))
+	if err != nil || !os.SameFile(exe, cached) {
+		t.Errorf("init binary is not the cached %s (%v)", digest, err)
+	}
+	if out, code := ociCmdEnv(t, root, env, "delete", "-f", "c1"); code != 0 {
+		t.Errorf("delete: %d %s", code, out)
+	}
+	if out, code := ociCmdEnv(t, root, env, "run", "--bundle", b, "c2"); code != 3 {
+		t.Errorf("run: exit %d %s, want 3", code, out)
+	}
+	// In a new user namespace, which does not map the cached binary's
+	// owner: the init still executes it. Its root is nobody on the host,
+	// so the bundle's dirs must let others in.
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			os.Chmod(d, fi.Mode().Perm()|0o011)
+		}
+	}
+	base := uint32(2_000_000 + (os.Getpid()%1000)*65536)
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: base, Size: 65536}}
+	spec.Linux.GIDMappings = spec.Linux.UIDMappings
+	raw, _ = json.Marshal(&spec)
+	os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644)
+	if out, code := ociCmdEnv(t, root, env, "run", "--bundle", b, "c3"); code != 3 {
+		t.Errorf("run in a user namespace: exit %d %s, want 3", code, out)
+	}
+	ents, _ := os.ReadDir(root)
+	if len(ents) != 1 || ents[0].Name() != ".init" {
+		t.Errorf("state left: %v, want only .init", ents)
 	}
 	hiers, _ := filepath.Glob("/sys/fs/cgroup/*")
 	for _, h := range hiers {
