@@ -22,12 +22,11 @@ type Manager struct {
 	confDir  string
 	binDirs  []string
 	cacheDir string
-	exec     *pluginExec
 }
 
 // New returns a manager over confDir and the plugin dirs.
 func New(confDir string, binDirs []string) *Manager {
-	return &Manager{confDir: confDir, binDirs: binDirs, exec: newPluginExec(DefaultPluginNice)}
+	return &Manager{confDir: confDir, binDirs: binDirs}
 }
 
 // Load returns the network config in use: the first file in lexical order

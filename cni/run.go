@@ -49,18 +49,8 @@ type Result struct {
 func (m *Manager) SetCacheDir(dir string) { m.cacheDir = dir }
 
 func (m *Manager) cniConfig() *libcni.CNIConfig {
-	return libcni.NewCNIConfigWithCacheDir(m.binDirs, m.cacheDir, m.exec)
+	return libcni.NewCNIConfigWithCacheDir(m.binDirs, m.cacheDir, nil)
 }
-
-// DefaultPluginNice is how much nicer than the daemon the plugins run
-// unless SetPluginNice says otherwise: enough that the daemon keeps the
-// CPU it needs to dispatch a burst of pod starts, well short of idle.
-const DefaultPluginNice = 5
-
-// SetPluginNice sets how much nicer than the daemon the plugins run
-// (0-19); 0 runs them at the daemon's own. Call it before the manager is
-// used.
-func (m *Manager) SetPluginNice(n int) { m.exec.nice = n }
 
 func (a *Attachment) runtimeConf() *libcni.RuntimeConf {
 	rt := &libcni.RuntimeConf{

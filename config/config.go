@@ -84,10 +84,6 @@ type CNI struct {
 	// made ahead for bursts of RunPodSandbox, each about 175 KB of kernel
 	// memory; 0 turns the pool off.
 	NamespacePool int `toml:"namespace_pool" json:"namespace_pool"`
-	// PluginNice is how much nicer than the daemon the plugins run (0-19):
-	// a burst of pod starts saturates the CPU with plugins, and the daemon
-	// still has to answer the kubelet and start the next pods' ADDs.
-	PluginNice int `toml:"plugin_nice" json:"plugin_nice"`
 }
 
 // Registry holds per-registry settings for pulls.
@@ -130,7 +126,6 @@ func Default() *Config {
 			// Enough for a burst of pod starts (a node coming up, a
 			// scale-out) to skip making their own: 11 MB of kernel memory.
 			NamespacePool: 64,
-			PluginNice:    5, // cni.DefaultPluginNice
 		},
 		Registry:  Registry{Mirrors: map[string]Mirror{}},
 		Streaming: Streaming{Address: "127.0.0.1:0"},
@@ -192,9 +187,6 @@ func (c *Config) Validate() error {
 		if !filepath.IsAbs(d) {
 			return fmt.Errorf("config key cni.bin_dirs: %q is not an absolute path", d)
 		}
-	}
-	if n := c.CNI.PluginNice; n < 0 || n > 19 {
-		return fmt.Errorf("config key cni.plugin_nice: %d is not in 0-19", n)
 	}
 	if len(c.CNI.BinDirs) == 0 {
 		return fmt.Errorf("config key cni.bin_dirs: at least one directory is needed")

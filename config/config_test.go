@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/cri-server/cri-server/cni"
 )
 
 func write(t *testing.T, body string) string {
@@ -59,8 +57,6 @@ endpoints = ["http://127.0.0.1:5000"]
 		{name: "mirror without scheme", body: "[registry.mirrors.\"docker.io\"]\nendpoints = [\"m:5000\"]\n", wantErr: "needs http"},
 		{name: "bad streaming address", body: "[streaming]\naddress = \"localhost\"\n", wantErr: "streaming.address"},
 		{name: "cert without key", body: "[streaming]\ntls_cert_file = \"/c\"\n", wantErr: "tls_key_file"},
-		{name: "plugin nice out of range", body: "[cni]\nplugin_nice = 20\n", wantErr: "cni.plugin_nice"},
-		{name: "plugin nice negative", body: "[cni]\nplugin_nice = -1\n", wantErr: "cni.plugin_nice"},
 		{name: "syntax error has position", body: "root = \n", wantErr: "line 1"},
 		{name: "default capabilities are containerd's 14", body: "", check: func(t *testing.T, c *Config) {
 			if len(c.Security.DefaultCapabilities) != 14 || c.Security.DefaultCapabilities[0] != "CAP_CHOWN" {
@@ -116,11 +112,5 @@ func TestTOMLRoundTrip(t *testing.T) {
 	}
 	if back.Registry.Mirrors["docker.io"].Endpoints[0] != "http://127.0.0.1:5000" || back.Listen != c.Listen {
 		t.Fatalf("round trip changed the config:\n%s", back.TOML())
-	}
-}
-
-func TestDefaultPluginNiceIsCNIs(t *testing.T) {
-	if got := Default().CNI.PluginNice; got != cni.DefaultPluginNice {
-		t.Fatalf("default cni.plugin_nice %d, cni.DefaultPluginNice %d", got, cni.DefaultPluginNice)
 	}
 }

@@ -21,7 +21,7 @@
 #   BASE_BIN=/path/cri-server  adds a column "cri-base" for that binary (an
 #                            older build), run in the same session: before
 #                            and after figures on equal terms on a busy machine
-#   BASE_CNI='plugin_nice = 0'  extra [cni] lines for cri-base's config (with
+#   BASE_CNI='namespace_pool = 0'  extra [cni] lines for cri-base's config (with
 #                            BASE_BIN=_output/bin/cri-server: one setting's
 #                            before and after)
 # Each runtime gets its own bridge, subnet, IPAM dir and tmpfs state dir

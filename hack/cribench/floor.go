@@ -25,7 +25,6 @@ func runFloor(o options) error {
 	defer os.RemoveAll(cache)
 	m := cni.New(o.cniConf, strings.Split(o.cniBin, ":"))
 	m.SetCacheDir(cache)
-	m.SetPluginNice(0) // the plugins as libcni runs them: no runtime's choices
 	f := &floor{m: m}
 	defer f.cleanup()
 	ctx := context.Background()
