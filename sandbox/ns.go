@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -35,15 +36,16 @@ type nsResult struct {
 
 // createNamespaces makes the pod's namespaces on a thread of their own and
 // pins each with a bind mount of the thread's ns file, so they outlive the
-// thread: no pause process. The thread is never unlocked, so the Go runtime
-// destroys it on return instead of reusing a thread in foreign namespaces.
-// On error everything pinned is undone before returning.
+// thread: no pause process. The thread then goes back into the daemon's
+// namespaces (leaveLocked) and to the Go scheduler; one that cannot stays
+// locked, so that Go ends it with its goroutine instead of reusing a
+// thread in foreign namespaces. On error everything pinned is undone
+// before returning.
 //
-// Its goroutine ends locked to a thread in the pod's namespaces, which Go
-// then ends with it: except the main thread, which Go cannot end and
-// parks for good, still in the pod's namespaces (its netns, and the pod's
-// veth with it, outlived the pod). init keeps the main goroutine on the
-// main thread so that no other goroutine ever runs there.
+// A goroutine that ends locked to the main thread parks it for good (Go
+// cannot end that thread), here in the pod's namespaces (its netns, and the
+// pod's veth with it, outlived the pod). init keeps the main goroutine on
+// the main thread so that no other goroutine ever runs there.
 func createNamespaces(req nsRequest) (nsResult, error) {
 	type out struct {
 		res nsResult
@@ -56,14 +58,51 @@ func createNamespaces(req nsRequest) (nsResult, error) {
 		if err != nil {
 			unpinAll(res)
 		}
+		leaveLocked()
 		ch <- out{res, err}
 	}()
 	o := <-ch
 	return o.res, o.err
 }
 
-// Preconditions: the calling goroutine is locked to its thread and the
-// thread will die afterwards.
+// daemonNS holds the daemon's own net, IPC and UTS namespaces, opened from
+// the main thread (which never leaves them: init keeps the main goroutine
+// there), for threads coming back from a pod's.
+var daemonNS struct {
+	once sync.Once
+	fds  map[int]int // CLONE_NEW* -> fd
+	err  error
+}
+
+// leaveLocked moves the calling thread, locked and in some pod's
+// namespaces, back into the daemon's and unlocks it: a thread made and
+// ended per pod cost every RunPodSandbox a clone and an exit. If any step
+// fails the thread stays locked, and Go ends it with its goroutine.
+func leaveLocked() {
+	daemonNS.once.Do(func() {
+		daemonNS.fds = map[int]int{}
+		for kind, name := range map[int]string{unix.CLONE_NEWNET: "net", unix.CLONE_NEWIPC: "ipc", unix.CLONE_NEWUTS: "uts"} {
+			fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", os.Getpid(), name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				daemonNS.err = err
+				return
+			}
+			daemonNS.fds[kind] = fd
+		}
+	})
+	if daemonNS.err != nil {
+		return
+	}
+	for kind, fd := range daemonNS.fds {
+		if unix.Setns(fd, kind) != nil {
+			return
+		}
+	}
+	goruntime.UnlockOSThread()
+}
+
+// Preconditions: the calling goroutine is locked to its thread, which
+// leaveLocked takes back or ends afterwards.
 func createNamespacesLocked(req nsRequest) (nsResult, error) {
 	var res nsResult
 	flags := 0
@@ -160,7 +199,7 @@ func joinNamespaces(req nsRequest) (nsResult, error) {
 	}
 	ch := make(chan out, 1)
 	go func() {
-		goruntime.LockOSThread() // never unlocked: the thread dies with its foreign namespaces
+		goruntime.LockOSThread()
 		r := res
 		err := setnsAll(map[string]int{r.net: unix.CLONE_NEWNET, r.ipc: unix.CLONE_NEWIPC, r.uts: unix.CLONE_NEWUTS})
 		if err == nil {
@@ -174,6 +213,7 @@ func joinNamespaces(req nsRequest) (nsResult, error) {
 			_ = unpin(r.pid)
 			r.initPID, r.pid = 0, ""
 		}
+		leaveLocked()
 		ch <- out{r, err}
 	}()
 	o := <-ch

@@ -223,3 +223,44 @@ func TestDeviceSysctlsWaitForCNI(t *testing.T) {
 		})
 	}
 }
+
+// The threads that made or joined a pod's namespaces go back to the
+// daemon's: none of the process's threads is left in a pod's namespace
+// (it would hold that pod's netns, and its veth, after the pod is gone).
+func TestNamespaceThreadsComeBack(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: unshare and bind mounts")
+	}
+	host, _ := os.Hostname()
+	for i := range 20 {
+		dir := t.TempDir()
+		res, err := createNamespaces(nsRequest{dir: dir, net: true, ipc: true, uts: true, hostname: "made"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := joinNamespaces(nsRequest{dir: dir, net: true, ipc: true, uts: true, hostname: "joined"}); err != nil {
+			t.Fatal(err)
+		}
+		// A failure after the namespaces were entered comes back too.
+		if _, err := joinNamespaces(nsRequest{dir: dir, hostname: "x",
+			sysctls: []sysctl{{key: "net.nonexistent", path: "net/nonexistent", value: "1"}}}); err == nil {
+			t.Fatal("a refused sysctl was accepted")
+		}
+		unpinAll(res)
+		if h, _ := os.Hostname(); h != host {
+			t.Fatalf("round %d: hostname %q after the pods' namespaces, want the host's %q", i, h, host)
+		}
+	}
+	for _, ns := range []string{"net", "ipc", "uts"} {
+		want, err := os.Readlink("/proc/self/ns/" + ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks, _ := filepath.Glob("/proc/self/task/*/ns/" + ns)
+		for _, task := range tasks {
+			if got, err := os.Readlink(task); err == nil && got != want {
+				t.Errorf("%s is %s, want the process's %s", task, got, want)
+			}
+		}
+	}
+}
