@@ -24,6 +24,7 @@
 #   BASE_CNI='namespace_pool = 0'  extra [cni] lines for cri-base's config (with
 #                            BASE_BIN=_output/bin/cri-server: one setting's
 #                            before and after)
+#   BASE_ENV='GOMAXPROCS=8'  environment for the cri-base daemon, likewise
 # Each runtime gets its own bridge, subnet, IPAM dir and tmpfs state dir
 # (hack/lib-runtimes.sh); everything is removed at exit but the daemons'
 # logs and raw figures, kept in _output/bench-cri/.
@@ -109,7 +110,7 @@ for rt in $RUNTIMES; do
   if [[ -z ${rt_sock[$rt]:-} ]]; then # each daemon starts once and serves every round
     case $rt in
       cri-server) CRISERVER_POOL=${POOL:-} criserver_start "$REPO_ROOT/_output/bin/cri-server"; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
-      cri-base) CRISERVER_POOL= CRISERVER_CNI_EXTRA=${BASE_CNI:-} criserver_start "$BASE_BIN" cri-base; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
+      cri-base) CRISERVER_POOL= CRISERVER_CNI_EXTRA=${BASE_CNI:-} CRISERVER_ENV=${BASE_ENV:-} criserver_start "$BASE_BIN" cri-base; sock=$CRISERVER_SOCK; pid=$CRISERVER_PID ;;
       containerd) containerd_start; sock=$CONTAINERD_SOCK; pid=$CONTAINERD_PID ;;
       *) log "unknown runtime $rt"; exit 2 ;;
     esac

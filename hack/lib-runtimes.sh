@@ -111,7 +111,7 @@ endpoints = ["http://$REGISTRY_ADDR"]
 [registry.mirrors."k8s.gcr.io"]
 endpoints = ["http://$REGISTRY_ADDR"]
 TOML
-  setsid "$bin" serve --config "$dir/config.toml" >"$dir/cri-server.log" 2>&1 </dev/null &
+  env ${CRISERVER_ENV:-} setsid "$bin" serve --config "$dir/config.toml" >"$dir/cri-server.log" 2>&1 </dev/null &
   CRISERVER_PID=$!
   RT_PIDS+=("$CRISERVER_PID")
   CRISERVER_SOCK=$dir/cri-server.sock
