@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cri-server/cri-server/internal/testutil"
 )
 
 // builtBinary is hack/build.sh's cri-server (hack/test.sh builds it before
@@ -105,33 +107,7 @@ func TestOCIHandsOverToShim(t *testing.T) {
 func busyboxBundle(t *testing.T, args []string) string {
 	t.Helper()
 	b := filepath.Join(t.TempDir(), "bundle")
-	root := filepath.Join(b, "rootfs")
-	files := []string{"/bin/busybox"}
-	out, err := exec.Command("ldd", "/bin/busybox").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range strings.Fields(string(out)) {
-		if strings.HasPrefix(f, "/") {
-			files = append(files, f)
-		}
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, f), data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{"proc", "sys", "dev", "tmp"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	os.Symlink("busybox", filepath.Join(root, "bin", args[0]))
+	testutil.BusyboxRootfs(t, b, args[:1])
 	if out, err := exec.Command("runc", "spec", "--bundle", b).CombinedOutput(); err != nil {
 		t.Skipf("runc spec: %v: %s", err, out)
 	}

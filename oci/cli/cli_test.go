@@ -12,6 +12,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/cri-server/cri-server/internal/testutil"
 	"github.com/cri-server/cri-server/oci"
 	"github.com/cri-server/cri-server/oci/cli"
 	_ "github.com/cri-server/cri-server/oci/nsenter"
@@ -43,36 +44,30 @@ func bundle(t *testing.T) (string, string) {
 		t.Skip("needs root")
 	}
 	dir := t.TempDir()
-	root := filepath.Join(dir, "bundle", "rootfs")
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out, err := exec.Command("ldd", "/bin/busybox").Output()
+	testutil.BusyboxRootfs(t, filepath.Join(dir, "bundle"), []string{"sh", "true", "sleep"})
+	return dir, filepath.Join(dir, "bundle")
+}
+
+// exitSpec rewrites the bundle's config.json (made by "spec") to run
+// "exit 3" without a terminal, in a cgroup of its own, and returns it.
+func exitSpec(t *testing.T, b string) *specs.Spec {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(b, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := []string{"/bin/busybox"}
-	for _, f := range strings.Fields(string(out)) {
-		if strings.HasPrefix(f, "/") {
-			files = append(files, f)
-		}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755)
-		if err := os.WriteFile(filepath.Join(root, f), b, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	spec.Process.Terminal = false
+	spec.Process.Args = []string{"sh", "-c", "exit 3"}
+	spec.Linux.CgroupsPath = fmt.Sprintf("/cri-server-clitest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	raw, _ = json.Marshal(&spec)
+	if err := os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	for _, a := range []string{"sh", "true", "sleep"} {
-		os.Symlink("busybox", filepath.Join(root, "bin", a))
-	}
-	return dir, filepath.Join(dir, "bundle")
+	return &spec
 }
 
 func ociCmd(t *testing.T, root string, args ...string) (string, int) {
@@ -109,19 +104,7 @@ func TestCLILifecycle(t *testing.T) {
 	if out, code := ociCmd(t, root, "spec", "--bundle", b); code != 0 {
 		t.Fatalf("spec: %d %s", code, out)
 	}
-	raw, err := os.ReadFile(filepath.Join(b, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		t.Fatal(err)
-	}
-	spec.Process.Terminal = false
-	spec.Process.Args = []string{"sh", "-c", "exit 3"}
-	spec.Linux.CgroupsPath = fmt.Sprintf("/cri-server-clitest-%d-%d", os.Getpid(), time.Now().UnixNano())
-	raw, _ = json.Marshal(&spec)
-	os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644)
+	spec := exitSpec(t, b)
 
 	tests := []struct {
 		name string
@@ -172,19 +155,7 @@ func TestCLIEmbeddedInit(t *testing.T) {
 	if out, code := ociCmdEnv(t, root, env, "spec", "--bundle", b); code != 0 {
 		t.Fatalf("spec: %d %s", code, out)
 	}
-	raw, err := os.ReadFile(filepath.Join(b, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		t.Fatal(err)
-	}
-	spec.Process.Terminal = false
-	spec.Process.Args = []string{"sh", "-c", "exit 3"}
-	spec.Linux.CgroupsPath = fmt.Sprintf("/cri-server-clitest-%d-%d", os.Getpid(), time.Now().UnixNano())
-	raw, _ = json.Marshal(&spec)
-	os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644)
+	spec := exitSpec(t, b)
 
 	if out, code := ociCmdEnv(t, root, env, "create", "--bundle", b, "c1"); code != 0 {
 		t.Fatalf("create: %d %s", code, out)
@@ -222,7 +193,7 @@ func TestCLIEmbeddedInit(t *testing.T) {
 	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: base, Size: 65536}}
 	spec.Linux.GIDMappings = spec.Linux.UIDMappings
-	raw, _ = json.Marshal(&spec)
+	raw, _ := json.Marshal(spec)
 	os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644)
 	if out, code := ociCmdEnv(t, root, env, "run", "--bundle", b, "c3"); code != 3 {
 		t.Errorf("run in a user namespace: exit %d %s, want 3", code, out)
