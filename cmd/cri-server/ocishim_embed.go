@@ -16,6 +16,7 @@ package main
 #include "cri-server-shim.h"
 
 extern char **environ;
+extern int criserver_ctor_args(int argc, char **argv, char ***out);
 
 // oci_root is the --root of `cri-server oci [global flags] <verb>`, as
 // Go's flag package would parse it (one or two dashes, "=value" or the
@@ -67,6 +68,7 @@ static int private_fd(int fd, int want_type)
 // and caches it.
 static void __attribute__((constructor)) criserver_oci_shim(int argc, char **argv)
 {
+	argc = criserver_ctor_args(argc, argv, &argv);
 	if (argc < 2 || strcmp(argv[1], "oci") != 0)
 		return;
 	const char *v = getenv("CRI_SERVER_OCI_IN_PROCESS");
@@ -89,3 +91,5 @@ static void __attribute__((constructor)) criserver_oci_shim(int argc, char **arg
 }
 */
 import "C"
+
+import _ "github.com/cri-server/cri-server/internal/cargs" // criserver_ctor_args, for musl

@@ -150,8 +150,9 @@ KEPT __attribute__((noreturn)) static void shed_and_reap(const char *maps_path)
 }
 #endif
 
-/* glibc passes argc/argv to constructors; only "<exe> pod-init" stops here,
- * every other start of the binary pays one strcmp. */
+/* Called by the constructor (podinit.go) with the process's arguments;
+ * only "<exe> pod-init" stops here, every other start of the binary pays
+ * one strcmp. */
 void criserver_podinit(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "pod-init") != 0)
