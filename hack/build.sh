@@ -23,5 +23,7 @@ digest=$(sha256sum cmd/cri-server/cri-server-shim | cut -c1-32)
 printf '%s' "$digest" >cmd/cri-server/cri-server-shim.digest
 printf '#define CRISERVER_SHIM_DIGEST "%s"\n#define CRISERVER_SHIM_SIZE %sL\n' \
   "$digest" "$(stat -c %s cmd/cri-server/cri-server-shim)" >cmd/cri-server/cri-server-shim.h
-go build -tags embedshim -ldflags "$ldflags" -o _output/bin/cri-server ./cmd/cri-server
+# The daemon static with musl too: every `cri-server oci` starts here before
+# its constructor hands over to the shim, and pod-init is this binary.
+env "${STATIC_ENV[@]}" go build -tags "embedshim,$STATIC_TAGS" -ldflags "$ldflags $STATIC_LDFLAGS" -o _output/bin/cri-server ./cmd/cri-server
 log "built _output/bin/cri-server ($ver, shim $(stat -c %s cmd/cri-server/cri-server-shim) bytes)"
