@@ -54,6 +54,10 @@ if [[ -n ${BASE:-} ]]; then
   # The revision as it built itself: its own hack/build.sh, in its own tree.
   mkdir -p "$WORK/base-src"
   git -C "$REPO" archive "$BASE" | tar -x -C "$WORK/base-src"
+  # Downloads already checked (hack/libseccomp-musl.sh's sources): not again.
+  if [[ -d $REPO/_output/cache ]]; then
+    mkdir -p "$WORK/base-src/_output" && cp -a "$REPO/_output/cache" "$WORK/base-src/_output/"
+  fi
   "$WORK/base-src/hack/build.sh"
   cp "$WORK/base-src/_output/bin/cri-server" "$WORK/cri-server-base"
   rm -rf "$WORK/base-src"
