@@ -16,7 +16,6 @@ package main
 #include "cri-server-shim.h"
 
 extern char **environ;
-extern int criserver_ctor_args(int argc, char **argv, char ***out);
 
 // oci_root is the --root of `cri-server oci [global flags] <verb>`, as
 // Go's flag package would parse it (one or two dashes, "=value" or the
@@ -55,6 +54,9 @@ static int private_fd(int fd, int want_type)
 	return fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == (mode_t)want_type &&
 	       st.st_uid == geteuid() && (st.st_mode & 022) == 0;
 }
+
+// internal/cargs: the arguments, which musl does not pass to constructors.
+extern int criserver_ctor_args(int argc, char **argv, char ***out);
 
 // criserver_oci_shim hands `cri-server oci ...` over to the shim, before
 // the Go runtime starts: the shim holds the same command line
