@@ -20,6 +20,12 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PREFIX=$REPO_ROOT/_output/musl
 stamp=$PREFIX/.libseccomp-$VERSION-$DEBIAN_REVISION
 [[ -f $stamp ]] && exit 0
+# Two builds of one tree at once (a test building while a benchmark does):
+# one builds, the other waits and finds it done.
+mkdir -p "$REPO_ROOT/_output"
+exec 9>"$REPO_ROOT/_output/.libseccomp-musl.lock"
+flock 9
+[[ -f $stamp ]] && exit 0
 
 log "building libseccomp $VERSION-$DEBIAN_REVISION with musl into $PREFIX"
 cache=$REPO_ROOT/_output/cache
