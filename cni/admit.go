@@ -2,19 +2,20 @@ package cni
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
 
-// SlotHold is how long an ADD keeps its turn before it gives it to the
+// SlotHold is how long a turn is kept before it gives it to the
 // next one in line. Under a burst on a busy node an ADD of the bridge
 // conflist takes tens of ms; one that runs longer is most likely waiting
 // on something other than this node's CPU (a DHCP server, a remote IPAM),
 // and must not hold the queue behind it.
 const SlotHold = 100 * time.Millisecond
 
-// SetMaxParallelAdd bounds how many ADDs run at once: n <= 0 leaves them
-// unbounded. It must be called before the manager is used.
+// SetMaxParallelAdd bounds how many turns (Turn) are out at once: n <= 0
+// leaves them unbounded. It must be called before the manager is used.
 //
 // Why: in a burst (a node coming up, a drained node's pods landing here)
 // the plugins of every pod compete for the same few CPUs, and with all of
@@ -30,18 +31,21 @@ func (m *Manager) SetMaxParallelAdd(n int) {
 	m.addSlots = make(chan struct{}, n)
 }
 
-// admit waits for an ADD's turn. The returned release must be called when
-// the ADD ends; the turn is also given away on its own after SlotHold.
-// It returns how long the ADD waited.
-func (m *Manager) admit(ctx context.Context) (release func(), waited time.Duration, err error) {
-	if m.addSlots == nil {
+// Turn waits for a turn to set up a pod's network. The caller takes it
+// before the pod's own setup work (which competes for the same CPUs), runs
+// ADD in it and calls release when done; the turn is also given away on
+// its own after SlotHold. It returns how long the caller waited. Add does
+// not take a turn itself: whether to wait is the caller's policy.
+func (m *Manager) Turn(ctx context.Context) (release func(), waited time.Duration, err error) {
+	if m == nil || m.addSlots == nil {
 		return func() {}, 0, nil
 	}
 	t0 := time.Now()
 	select {
 	case m.addSlots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, time.Since(t0), ctx.Err()
+		waited := time.Since(t0)
+		return nil, waited, fmt.Errorf("wait %v for a turn to add a pod network: %w", waited.Round(time.Millisecond), ctx.Err())
 	}
 	waited = time.Since(t0)
 	var once sync.Once

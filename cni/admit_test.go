@@ -62,6 +62,12 @@ func addAll(t *testing.T, m *Manager, dir string, n int) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			release, _, err := m.Turn(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer release()
 			if _, err := m.Add(context.Background(), a); err != nil {
 				errs <- err
 			}
@@ -111,22 +117,18 @@ func TestMaxParallelAdd(t *testing.T) {
 	}
 }
 
-func TestAddWaitingForATurnEndsWithItsContext(t *testing.T) {
-	m, _ := turnsPlugin(t, "0")
+func TestTurnWaitEndsWithItsContext(t *testing.T) {
+	m := New(t.TempDir(), nil)
 	m.SetMaxParallelAdd(1)
 	if m.addSlots == nil {
 		t.Fatal("SetMaxParallelAdd(1) left ADDs unbounded")
 	}
 	m.addSlots <- struct{}{} // the one turn, taken
-	a := &Attachment{ID: "waiting", NetNS: "/proc/self/ns/net", Namespace: "ns", Name: "p", UID: "u"}
-	if err := m.Prepare(a); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := m.Add(ctx, a)
+	_, _, err := m.Turn(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "turn") {
-		t.Fatalf("Add = %v, want a deadline error while waiting for a turn", err)
+		t.Fatalf("Turn = %v, want a deadline error while waiting for a turn", err)
 	}
 	if len(m.addSlots) != 1 {
 		t.Errorf("turns held %d, want only the test's 1", len(m.addSlots))

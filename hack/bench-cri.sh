@@ -97,12 +97,12 @@ daemon_split() {
     function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j+1] = a[j]; a[j+1] = t }
       return n ? a[int((n + 1) / 2)] : 0 }
     /msg="pod ready"/ { p = phase(val("name")); ph[val("pod")] = p; if (p == "x") next
-      add[p, ++na[p]] = val("add_ms") + 0; self[p, na[p]] = val("total_ms") - val("add_ms"); wt[p, na[p]] = val("add_wait_ms") + 0 }
+      add[p, ++na[p]] = val("add_ms") + 0; self[p, na[p]] = val("total_ms") - val("add_ms"); wt[p, na[p]] = val("turn_wait_ms") + 0 }
     /msg="pod stopped"/ { p = ph[val("pod")]; if (p == "" && !(val("pod") in ph)) next; if (p == "x") next
       del[p, ++nd[p]] = val("network_ms") + 0 }
     END { split(", par_", ps, ","); for (k = 1; k <= 2; k++) { p = ps[k]; sub(/^ /, "", p)
         delete a; for (i = 1; i <= na[p]; i++) a[i] = add[p, i]; printf "%srun_pod_plugins_add_median %.1f ms\n", p, med(a, na[p])
-        delete a; for (i = 1; i <= na[p]; i++) a[i] = wt[p, i]; printf "%srun_pod_add_wait_median %.1f ms\n", p, med(a, na[p])
+        delete a; for (i = 1; i <= na[p]; i++) a[i] = wt[p, i]; printf "%srun_pod_turn_wait_median %.1f ms\n", p, med(a, na[p])
         delete a; for (i = 1; i <= na[p]; i++) a[i] = self[p, i]; printf "%srun_pod_daemon_own_median %.1f ms\n", p, med(a, na[p])
         delete a; for (i = 1; i <= nd[p]; i++) a[i] = del[p, i]; printf "%sstop_pod_plugins_del_median %.1f ms\n", p, med(a, nd[p]) } }
   ' "$1"

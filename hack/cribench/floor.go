@@ -72,7 +72,15 @@ func runFloor(o options) error {
 		t0 := time.Now()
 		parallelDo(n, func(i int) {
 			s := time.Now()
+			// A turn, when -max-parallel-add asks for them, as cri-server
+			// takes one for each pod.
+			release, _, err := m.Turn(ctx)
+			if err != nil {
+				errs[i] = err
+				return
+			}
 			_, errs[i] = m.Add(ctx, atts[i])
+			release()
 			add[i] = time.Since(s)
 		})
 		addTotal := time.Since(t0)
