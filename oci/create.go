@@ -71,6 +71,11 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	undo = append(undo, func() { _ = mgr.Destroy() })
 	ph.mark(&ph.prep)
 
+	if why := r.fastRefusal(spec, plan); why == "" {
+		return r.createFast(ctx, id, bundle, spec, stdio, in, dir, cgPath, mgr, &ph, &undo)
+	} else {
+		r.log.Debug("container init in Go", "container", id, "why", why)
+	}
 	cmd, parent, err := r.initCmd(dir, plan, spec.Linux, stdio)
 	if err != nil {
 		return nil, err
@@ -103,7 +108,7 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 			return nil, fmt.Errorf("list cgroup hierarchies: %w", err)
 		}
 	}
-	console, it, err := r.driveInit(ctx, conn, cfg, st)
+	console, it, err := r.driveInit(ctx, conn, cfg, true, st)
 	if st.Pid != pid { // the constructor forked the init into its PID namespace
 		undo = append(undo, func() { killAdopted(st.Pid) })
 		err = r.settleAdopted(err, cmd, mgr, st.Pid, spec.Process, console)
@@ -113,6 +118,15 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	}
 	pid = st.Pid
 	ph.init(it)
+	return r.finishCreate(id, pid, st, mgr, spec, console, &ph, func(c *Container) {
+		nc := newContainer(id, pid, console, cmd)
+		c.cmd, c.adopted = nc.cmd, nc.adopted
+	})
+}
+
+// finishCreate sets the cgroup limits, saves the state and returns the
+// created container (set gives it its process). On error it closes console.
+func (r *Runtime) finishCreate(id string, pid int, st *containerState, mgr CgroupManager, spec *specs.Spec, console *os.File, ph *phases, set func(*Container)) (*Container, error) {
 	// Limits go on once the init is set up: its Go runtime has made its
 	// threads by now, and a small pids.max would otherwise kill it (runc
 	// sets them at the same point).
@@ -136,7 +150,9 @@ func (r *Runtime) CreateBundle(ctx context.Context, id, bundle string, spec *spe
 	}
 	ph.mark(&ph.save)
 	r.log.Info("container created", append([]any{"container", id, "pid", pid}, ph.attrs()...)...)
-	return newContainer(id, pid, console, cmd), nil
+	c := &Container{ID: id, Pid: pid, Console: console}
+	set(c)
+	return c, nil
 }
 
 // createInputs are what a create derives from its arguments before it
@@ -214,7 +230,7 @@ func (r *Runtime) startInit(cmd *exec.Cmd, plan *nsPlan, mgr CgroupManager, p *s
 
 // driveInit sends the config and serves the init until it is ready; it
 // returns the pty master (process.terminal) and the init's milestones.
-func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig, st *containerState) (console *os.File, times *initTimes, err error) {
+func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig, send bool, st *containerState) (console *os.File, times *initTimes, err error) {
 	defer func() {
 		if err != nil && console != nil {
 			console.Close()
@@ -223,7 +239,10 @@ func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig,
 	}()
 	// An init that failed before reading (the nsenter constructor) has
 	// closed its end: its error frame, if any, is still ours to read.
-	sendErr := conn.send(&syncMsg{Type: msgConfig, Config: cfg})
+	var sendErr error
+	if send {
+		sendErr = conn.send(&syncMsg{Type: msgConfig, Config: cfg})
+	}
 	for {
 		m, err := conn.recv()
 		if err != nil {

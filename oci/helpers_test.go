@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		oci.InitMain()
 	}
+	// The fast init forks the runtime's process, which must then be
+	// executed from a file nobody can write (as the shim is).
+	testutil.ReexecReadOnly()
 	os.Exit(m.Run())
 }
 

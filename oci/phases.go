@@ -9,6 +9,7 @@ import (
 // hack/bench-executor.sh reads: where a container's start-up goes.
 type phases struct {
 	t0, last time.Time
+	fast     bool          // the fork's C init (fastinit.c), not the Go one
 	prep     time.Duration // validation, seccomp (cached), state dir, exec fifo
 	cgroup   time.Duration // mkdir and open (before clone); a pid move after it on the slow path
 	clone    time.Duration // clone with the new namespaces, up to the init's execve
@@ -53,6 +54,13 @@ func (p *phases) attrs() []any {
 	return []any{
 		"prep", ms(p.prep), "cgroup", ms(p.cgroup), "clone", ms(p.clone), "gostart", ms(p.goStart),
 		"config", ms(p.config), "rootfs", ms(p.rootfs), "process", ms(p.process), "limits", ms(p.limits),
-		"save", ms(p.save), "took", ms(time.Since(p.t0)),
+		"save", ms(p.save), "took", ms(time.Since(p.t0)), "init", initKind(p.fast),
 	}
+}
+
+func initKind(fast bool) string {
+	if fast {
+		return "c"
+	}
+	return "go"
 }

@@ -31,10 +31,13 @@ type Config struct {
 // by a flock on the container's state directory, so several processes (the
 // daemon, the per-pod monitor, the CLI) can share a StateDir.
 type Runtime struct {
-	cfg       Config
-	log       *slog.Logger
-	exe       *os.File // sealed copy of the init binary, kept for the Runtime's life
-	newCgroup CgroupFactory
+	cfg Config
+	log *slog.Logger
+	exe *os.File // sealed copy of the init binary, kept for the Runtime's life
+	// exeImmutable: nobody can write /proc/self/exe, so a fork of this
+	// process may serve as a container's init (fastinit_linux.go).
+	exeImmutable bool
+	newCgroup    CgroupFactory
 }
 
 // IO is the stdio of a container's process. A nil file is /dev/null; no other
@@ -144,6 +147,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r.exe = exe
+	r.exeImmutable = selfExeImmutable()
 	return r, nil
 }
 
