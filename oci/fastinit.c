@@ -930,6 +930,8 @@ static void __attribute__((noreturn)) child(struct fi_plan *p)
 	 * /proc/<pid>/exe (the CVE-2019-5736 class). */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("set non-dumpable", NULL, errno);
+	/* Named apart from the runtime for ps and perf until the exec. */
+	prctl(PR_SET_NAME, "cri-init", 0, 0, 0);
 	/* cgroup v1: "0" into each tasks file moves this single thread alone,
 	 * without the global lock (oci/cgroups.ForkJoin). */
 	for (int i = 0; i < p->ntasks; i++) {
@@ -974,7 +976,7 @@ static void __attribute__((noreturn)) child(struct fi_plan *p)
 	fb_int(&f, t_main);
 	fb_raw(&f, ",\"rootfs\":");
 	fb_int(&f, t_rootfs);
-	fb_raw(&f, "},\"fast\":true}");
+	fb_raw(&f, "}}");
 	if (send_frame(f.b, f.n) < 0)
 		fail("send ready", NULL, errno);
 	close(fi_sync_fd);
