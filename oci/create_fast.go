@@ -17,16 +17,20 @@ import (
 func (r *Runtime) createFast(ctx context.Context, id, bundle string, spec *specs.Spec, stdio IO, in *createInputs,
 	dir, cgPath string, mgr CgroupManager, ph *phases, undo *[]func()) (*Container, error) {
 	ph.fast = true
-	pid, parent, err := r.forkInit(in, spec, stdio, dir, mgr, ph)
+	pid, parent, plan, err := r.forkInit(in, spec, stdio, dir, mgr, ph)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
 	}
 	defer parent.Close()
 	proc, err := os.FindProcess(pid)
 	if err != nil { // cannot happen on Linux: FindProcess always succeeds
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(pid, &ws, 0, nil)
+		plan.free()
 		return nil, fmt.Errorf("find init: %w", err)
 	}
-	*undo = append(*undo, func() { _ = proc.Kill(); _, _ = proc.Wait() })
+	*undo = append(*undo, func() { _ = proc.Kill(); _, _ = proc.Wait(); plan.free() })
 	if err := setOOMScoreAdj(pid, spec.Process.OOMScoreAdj); err != nil {
 		return nil, err
 	}
@@ -42,12 +46,13 @@ func (r *Runtime) createFast(ctx context.Context, id, bundle string, spec *specs
 		return nil, err
 	}
 	ph.init(it)
-	return r.finishCreate(id, pid, st, mgr, spec, nil, ph, func(c *Container) { c.adopted = proc })
+	return r.finishCreate(id, pid, st, mgr, spec, nil, ph, func(c *Container) { c.adopted, c.plan = proc, plan })
 }
 
 // forkInit starts the fast init in mgr's cgroup and returns its pid and
 // the parent's end of the sync socket. On error no child is left.
-func (r *Runtime) forkInit(in *createInputs, spec *specs.Spec, stdio IO, dir string, mgr CgroupManager, ph *phases) (_ int, _ *os.File, retErr error) {
+// The plan is the caller's to free once the child is reaped.
+func (r *Runtime) forkInit(in *createInputs, spec *specs.Spec, stdio IO, dir string, mgr CgroupManager, ph *phases) (_ int, _ *os.File, _ *cPlan, retErr error) {
 	var closeAfter []int // ours to close once the child has its copies
 	defer func() {
 		for _, fd := range closeAfter {
@@ -56,13 +61,13 @@ func (r *Runtime) forkInit(in *createInputs, spec *specs.Spec, stdio IO, dir str
 	}()
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0, nil, fmt.Errorf("create sync socket: %w", err)
+		return 0, nil, nil, fmt.Errorf("create sync socket: %w", err)
 	}
 	closeAfter = append(closeAfter, sp[1])
 	// Non-blocking, so that os.NewFile makes it pollable (parentConn).
 	if err := unix.SetNonblock(sp[0], true); err != nil {
 		unix.Close(sp[0])
-		return 0, nil, fmt.Errorf("create sync socket: %w", err)
+		return 0, nil, nil, fmt.Errorf("create sync socket: %w", err)
 	}
 	parent := os.NewFile(uintptr(sp[0]), "sync-parent")
 	defer func() {
@@ -72,15 +77,15 @@ func (r *Runtime) forkInit(in *createInputs, spec *specs.Spec, stdio IO, dir str
 	}()
 	fds := fastFds{sync: sp[1], cgroup: -1}
 	if fds.state, err = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-		return 0, nil, fmt.Errorf("open state dir: %w", err)
+		return 0, nil, nil, fmt.Errorf("open state dir: %w", err)
 	}
 	closeAfter = append(closeAfter, fds.state)
 	if fds.stdio, err = stdioFds(stdio, &closeAfter); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	j, err := prepareJoin(mgr)
 	if err != nil {
-		return 0, nil, fmt.Errorf("create: %w", err)
+		return 0, nil, nil, fmt.Errorf("create: %w", err)
 	}
 	defer j.Close()
 	cloneFlags, newCgroupNS := in.plan.cloneFlags, false
@@ -99,9 +104,8 @@ func (r *Runtime) forkInit(in *createInputs, spec *specs.Spec, stdio IO, dir str
 	ph.mark(&ph.cgroup)
 	plan, err := buildFastPlan(in, spec, mgr.Paths(), fds, cloneFlags, newCgroupNS)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	defer plan.free()
 	var pid int
 	err = startIn(in.plan.thread, func() (err error) {
 		pid, err = forkFastInit(plan)
@@ -110,16 +114,18 @@ func (r *Runtime) forkInit(in *createInputs, spec *specs.Spec, stdio IO, dir str
 	runtime.KeepAlive(stdio)
 	runtime.KeepAlive(j)
 	if err != nil {
-		return 0, nil, fmt.Errorf("start init: %w", err)
+		plan.free()
+		return 0, nil, nil, fmt.Errorf("start init: %w", err)
 	}
 	ph.mark(&ph.clone)
 	if err := applyUnlessJoined(mgr, j, pid); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		var ws unix.WaitStatus
 		_, _ = unix.Wait4(pid, &ws, 0, nil)
-		return 0, nil, err
+		plan.free()
+		return 0, nil, nil, err
 	}
-	return pid, parent, nil
+	return pid, parent, plan, nil
 }
 
 // stdioFds are the descriptors of the container's stdio, /dev/null for a

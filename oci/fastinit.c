@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -91,6 +92,97 @@ struct fi_sock_fprog {
 };
 
 #define FI_PATH 4096
+
+/* ---- system calls ----
+ * On x86_64 the child shares the parent's memory (CLONE_VM, fastinit.h):
+ * no page tables to copy, no copy-on-write faults (each a TLB shootdown
+ * across the parent's threads) and no copied address space to tear down
+ * at the final exec. It then runs on a stack of its own but with the
+ * parent thread's TLS, so it must not write libc's errno: every call below
+ * is a raw syscall instruction, and errno is redefined as a field at the
+ * base of the child's stack (aligned to its size). Elsewhere the child is
+ * a plain fork and libc's syscall() serves. */
+#if defined(__x86_64__)
+#define FI_VM 1
+#else
+#define FI_VM 0
+#endif
+#define FI_STACK (256 * 1024)
+
+struct fi_ctx {
+	int err;
+};
+
+static inline struct fi_ctx *fi_ctx(void)
+{
+#if FI_VM
+	uintptr_t sp;
+	__asm__("mov %%rsp, %0" : "=r"(sp));
+	return (struct fi_ctx *)(sp & ~(uintptr_t)(FI_STACK - 1));
+#else
+	static struct fi_ctx g; /* the child's own copy */
+	return &g;
+#endif
+}
+
+static long fi_sys7(long n, long a, long b, long c, long d, long e, long f)
+{
+#if FI_VM
+	long r;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	if (r < 0 && r > -4096) {
+		fi_ctx()->err = (int)-r;
+		return -1;
+	}
+	return r;
+#else
+	long r = syscall(n, a, b, c, d, e, f);
+	if (r < 0)
+		fi_ctx()->err = errno;
+	return r;
+#endif
+}
+
+#define FI_PICK7(n, a, b, c, d, e, f, ...) fi_sys7(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+#define SC(...) FI_PICK7(__VA_ARGS__, 0, 0, 0, 0, 0, 0, 0)
+
+#undef errno
+#define errno (fi_ctx()->err)
+#define write(fd, b, n) SC(SYS_write, fd, b, n)
+#define open(...) SC(SYS_openat, AT_FDCWD, __VA_ARGS__)
+#define openat(...) SC(SYS_openat, __VA_ARGS__)
+#define close(fd) SC(SYS_close, fd)
+#define mount(a, b, c, d, e) SC(SYS_mount, a, b, c, d, e)
+#define umount2(a, b) SC(SYS_umount2, a, b)
+#define mkdir(a, b) SC(SYS_mkdirat, AT_FDCWD, a, b)
+#define mkdirat(a, b, c) SC(SYS_mkdirat, a, b, c)
+#define readlinkat(a, b, c, d) SC(SYS_readlinkat, a, b, c, d)
+#define chdir(a) SC(SYS_chdir, a)
+#define fchdir(a) SC(SYS_fchdir, a)
+#define lstat(a, b) SC(SYS_newfstatat, AT_FDCWD, a, b, AT_SYMLINK_NOFOLLOW)
+#define stat(a, b) SC(SYS_newfstatat, AT_FDCWD, a, b, 0)
+#define statfs(a, b) SC(SYS_statfs, a, b)
+#define fchmodat(a, b, c, d) SC(SYS_fchmodat, a, b, c)
+#define fchownat(a, b, c, d, e) SC(SYS_fchownat, a, b, c, d, e)
+#define mknodat(a, b, c, d) SC(SYS_mknodat, a, b, c, d)
+#define symlinkat(a, b, c) SC(SYS_symlinkat, a, b, c)
+#define unlinkat(a, b, c) SC(SYS_unlinkat, a, b, c)
+#define umask(a) SC(SYS_umask, a)
+#define prctl(a, b, c, d, e) SC(SYS_prctl, a, b, c, d, e)
+#define setsid() SC(SYS_setsid)
+#define dup2(a, b) SC(SYS_dup3, a, b, 0)
+#define unshare(a) SC(SYS_unshare, a)
+#define sethostname(a, b) SC(SYS_sethostname, a, b)
+#define setdomainname(a, b) SC(SYS_setdomainname, a, b)
+#define execve(a, b, c) SC(SYS_execve, a, b, c)
+#define syscall(...) SC(__VA_ARGS__)
+#define _exit(c) (SC(SYS_exit_group, c), __builtin_unreachable())
 
 /* ---- messages to the parent: the sync frames of sync.go ---- */
 
@@ -270,7 +362,7 @@ static const struct fi_err invalid = {.class = "invalid"};
 static int64_t now_ns(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	SC(SYS_clock_gettime, CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -917,15 +1009,14 @@ static void __attribute__((noreturn)) child(struct fi_plan *p)
 	fi_sync_fd = p->sync_fd;
 	/* The parent's Go signal handlers must never run here: defaults
 	 * first, then the signals the parent blocked around the clone. */
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof dfl);
-	dfl.sa_handler = SIG_DFL;
+	struct {
+		unsigned long handler, flags, restorer, mask;
+	} dfl = {0, 0, 0, 0}; /* the kernel's sigaction: SIG_DFL */
+	unsigned long none = 0;
 	for (int s = 1; s < 65; s++)
 		if (s != SIGKILL && s != SIGSTOP)
-			sigaction(s, &dfl, NULL);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+			SC(SYS_rt_sigaction, s, &dfl, 0, 8);
+	SC(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, 8);
 	/* Until the final execve nobody else may reach our memory, fds or
 	 * /proc/<pid>/exe (the CVE-2019-5736 class). */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -996,11 +1087,32 @@ static void __attribute__((noreturn)) child(struct fi_plan *p)
 	_exit(127);
 }
 
+#if FI_VM
+/* clone3_vm clones with the child on stack and running child(p): the
+ * kernel starts it at the instruction after syscall with rsp at the
+ * stack's top, where it can return to nothing. */
+static long clone3_vm(struct fi_clone_args *a, struct fi_plan *p)
+{
+	long r;
+	register void *fn __asm__("r12") = (void *)child;
+	register void *arg __asm__("r13") = p;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "xor %%ebp, %%ebp\n\t"
+			 "mov %%r13, %%rdi\n\t"
+			 "call *%%r12\n\t"
+			 "hlt\n"
+			 "1:"
+			 : "=a"(r)
+			 : "a"((long)SYS_clone3), "D"(a), "S"(sizeof *a), "r"(fn), "r"(arg)
+			 : "rcx", "r11", "rdx", "memory");
+	return r;
+}
+#endif
+
 long criserver_fastinit_start(struct fi_plan *p)
 {
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	struct fi_clone_args a;
 	memset(&a, 0, sizeof a);
 	a.flags = p->clone_flags;
@@ -1009,10 +1121,36 @@ long criserver_fastinit_start(struct fi_plan *p)
 		a.flags |= FI_CLONE_INTO_CGROUP;
 		a.cgroup = (uint64_t)p->cgroup_fd;
 	}
-	long pid = syscall(SYS_clone3, &a, sizeof a);
+#if FI_VM
+	/* The child's stack, aligned to its size (fi_ctx); freed by
+	 * criserver_fastinit_release once the child is gone. */
+	void *m = mmap(NULL, 2 * FI_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return -ENOMEM;
+	p->stack_map = m;
+	a.flags |= CLONE_VM;
+	a.stack = ((uintptr_t)m + FI_STACK - 1) & ~(uintptr_t)(FI_STACK - 1);
+	a.stack_size = FI_STACK;
+#endif
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+#if FI_VM
+	long pid = clone3_vm(&a, p);
+#else
+	long pid = fi_sys7(SYS_clone3, (long)&a, sizeof a, 0, 0, 0, 0);
 	if (pid == 0)
 		child(p);
-	int e = errno;
+	if (pid < 0)
+		pid = -fi_ctx()->err;
+#endif
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return pid < 0 ? -e : pid;
+	return pid;
+}
+
+void criserver_fastinit_release(struct fi_plan *p)
+{
+	if (p->stack_map)
+		munmap(p->stack_map, 2 * FI_STACK);
+	p->stack_map = NULL;
 }

@@ -100,9 +100,16 @@ struct fi_plan {
 	const void *bpf; /* sock_filter[], NULL = no seccomp */
 	unsigned int bpf_len;
 	unsigned int bpf_flags;
+
+	void *stack_map; /* set by criserver_fastinit_start: the child's stack (CLONE_VM) */
 };
 
-/* criserver_fastinit_start clones the init; returns its pid or -errno. */
+/* criserver_fastinit_start clones the init; returns its pid or -errno. p
+ * must stay until the init has exec'd or exited: with CLONE_VM the child
+ * reads it in the parent's memory. */
 long criserver_fastinit_start(struct fi_plan *p);
+/* criserver_fastinit_release frees what start allocated, once the child
+ * is gone. */
+void criserver_fastinit_release(struct fi_plan *p);
 
 #endif

@@ -146,7 +146,15 @@ func (c *cPlan) strs(ss []string) **C.char {
 	return &a[0]
 }
 
+// free releases the plan; with CLONE_VM (fastinit.c) only once the child
+// has exec'd or exited, which the caller knows by having reaped it.
 func (c *cPlan) free() {
+	if c == nil {
+		return
+	}
+	if c.p != nil {
+		C.criserver_fastinit_release(c.p)
+	}
 	for _, p := range c.allocs {
 		C.free(p)
 	}

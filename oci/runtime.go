@@ -53,13 +53,19 @@ type Container struct {
 	Pid     int
 	Console *os.File // pty master when process.terminal, else nil
 	cmd     *exec.Cmd
-	adopted *os.Process // the init forked by the constructor (userns.go), else nil
+	adopted *os.Process // the init forked by the constructor (userns.go) or the fast init, else nil
+	plan    *cPlan      // the fast init's plan, in use until the init is reaped
 }
 
 // Wait blocks until the container's init exits and returns its status.
 func (c *Container) Wait() (ExitStatus, error) {
 	if c.adopted != nil {
-		return waitAdopted(c.adopted)
+		st, err := waitAdopted(c.adopted)
+		if err == nil {
+			c.plan.free()
+			c.plan = nil
+		}
+		return st, err
 	}
 	return waitCmd(c.cmd)
 }
