@@ -56,7 +56,9 @@ func (e *env) assertGone(t *testing.T, id string) {
 // Symlinks in the rootfs pointing outside it (absolute or by ..) never
 // carry a mount or a device node out of the root, and proc is never
 // mounted through one.
-func TestSymlinkEscapes(t *testing.T) {
+func TestSymlinkEscapes(t *testing.T) { bothInits(t, testSymlinkEscapes) }
+
+func testSymlinkEscapes(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct {
 		name    string
@@ -172,7 +174,9 @@ func withoutDest(ms []specs.Mount, dests ...string) []specs.Mount {
 // CVE-2024-21626: no fd of the runtime or the caller reaches the
 // container, so a process.cwd of /proc/self/fd/N cannot name a host
 // directory, and the process's fds are only its stdio.
-func TestNoHostFdOrCwd(t *testing.T) {
+func TestNoHostFdOrCwd(t *testing.T) { bothInits(t, testNoHostFdOrCwd) }
+
+func testNoHostFdOrCwd(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	// The caller holds an fd without close-on-exec, as a careless caller
