@@ -12,9 +12,9 @@ type phases struct {
 	fast     bool          // the fork's C init (fastinit.c), not the Go one
 	prep     time.Duration // validation, seccomp (cached), state dir, exec fifo
 	cgroup   time.Duration // mkdir and open (before clone); a pid move after it on the slow path
-	clone    time.Duration // clone with the new namespaces, up to the init's execve
-	goStart  time.Duration // the init's exec (and dynamic linking, unless static), C constructor (cgroup v1 join), Go runtime and package init
-	config   time.Duration // the config's trip to the init and its decoding
+	clone    time.Duration // clone with the new namespaces, up to the init's execve (the fast init: its plan and the fork)
+	goStart  time.Duration // the init's exec (and dynamic linking, unless static), C constructor (cgroup v1 join), Go runtime and package init; 0 for the fast init
+	config   time.Duration // the config's trip to the init and its decoding; 0 for the fast init
 	rootfs   time.Duration // mounts, devices, pivot_root, masked and read-only paths
 	process  time.Duration // rlimits, console, cwd, exec lookup, until ready
 	limits   time.Duration // cgroup limits
