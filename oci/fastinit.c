@@ -528,16 +528,20 @@ static int mkdir_all_in_root(int root, const char *p)
 	return fd < 0 ? -errno : fd;
 }
 
-/* dir_base splits p into its directory and last component. */
-static void dir_base(const char *p, char *dir, const char **base)
+/* dir_base splits p into its directory (FI_PATH bytes) and last
+ * component; -ENAMETOOLONG if it does not fit. */
+static int dir_base(const char *p, char *dir, const char **base)
 {
 	const char *slash = strrchr(p, '/');
 	size_t n = slash ? (size_t)(slash - p) : 0;
+	if (n >= FI_PATH)
+		return -ENAMETOOLONG;
 	memcpy(dir, p, n);
 	dir[n] = '\0';
 	if (n == 0)
 		strcpy(dir, "/");
 	*base = slash ? slash + 1 : p;
+	return 0;
 }
 
 /* create_file_in_root makes p a file (a file bind mount's mount point);
@@ -549,7 +553,8 @@ static int create_file_in_root(int root, const char *p)
 		return fd;
 	char dir[FI_PATH];
 	const char *base;
-	dir_base(p, dir, &base);
+	if (dir_base(p, dir, &base) < 0)
+		return -ENAMETOOLONG;
 	int dfd = mkdir_all_in_root(root, dir);
 	if (dfd < 0)
 		return dfd;
@@ -756,7 +761,8 @@ static void create_device(int root, const struct fi_dev *d)
 {
 	char dir[FI_PATH];
 	const char *base;
-	dir_base(d->path, dir, &base);
+	if (dir_base(d->path, dir, &base) < 0)
+		failinv("linux.devices ", d->path, NULL, ENAMETOOLONG);
 	int dfd = mkdir_all_in_root(root, dir);
 	if (dfd < 0)
 		fail3("linux.devices ", d->path, ": make directory", -dfd);
@@ -799,6 +805,8 @@ static void dev_symlinks(int root, int kcore)
 static void rootfs_parent_private(const char *rootfs)
 {
 	char p[FI_PATH];
+	if (strlen(rootfs) >= FI_PATH)
+		failinv("root.path ", rootfs, NULL, ENAMETOOLONG);
 	strcpy(p, rootfs);
 	for (;;) {
 		if (mount("", p, NULL, MS_PRIVATE, NULL) == 0)
