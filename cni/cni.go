@@ -22,6 +22,7 @@ type Manager struct {
 	confDir  string
 	binDirs  []string
 	cacheDir string
+	addSlots chan struct{} // nil: ADDs unbounded (SetMaxParallelAdd)
 }
 
 // New returns a manager over confDir and the plugin dirs.

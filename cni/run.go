@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -42,6 +43,8 @@ type Attachment struct {
 type Result struct {
 	IPs []string // primary first (IPv4 before IPv6, as the kubelet expects)
 	Raw []byte   // the CNI result JSON, for verbose status
+	// Waited is how long ADD waited for its turn (SetMaxParallelAdd).
+	Waited time.Duration
 }
 
 // SetCacheDir sets where libcni keeps results between ADD and DEL. It
@@ -91,11 +94,20 @@ func (m *Manager) Add(ctx context.Context, a *Attachment) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse conflist: %w", err)
 	}
+	release, waited, err := m.admit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("add network %s: wait %v for a turn: %w", list.Name, waited.Round(time.Millisecond), err)
+	}
 	res, err := m.cniConfig().AddNetworkList(ctx, list, a.runtimeConf())
+	release()
 	if err != nil {
 		return nil, fmt.Errorf("add network %s: %w", list.Name, err)
 	}
-	return toResult(res)
+	r, err := toResult(res)
+	if r != nil {
+		r.Waited = waited
+	}
+	return r, err
 }
 
 // Check runs CHECK for a, where the conflist's version supports it.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -84,6 +85,22 @@ type CNI struct {
 	// made ahead for bursts of RunPodSandbox, each about 175 KB of kernel
 	// memory; 0 turns the pool off.
 	NamespacePool int `toml:"namespace_pool" json:"namespace_pool"`
+	// MaxParallelAdd is how many CNI ADDs run at once; more wait their
+	// turn in arrival order (cni.Manager.SetMaxParallelAdd), and an ADD
+	// running longer than cni.SlotHold gives its turn away. 0: two per
+	// CPU; negative: no bound.
+	MaxParallelAdd int `toml:"max_parallel_add" json:"max_parallel_add"`
+}
+
+// ParallelAdd is MaxParallelAdd resolved: 0 for no bound.
+func (c CNI) ParallelAdd() int {
+	switch {
+	case c.MaxParallelAdd < 0:
+		return 0
+	case c.MaxParallelAdd == 0:
+		return 2 * goruntime.NumCPU()
+	}
+	return c.MaxParallelAdd
 }
 
 // Registry holds per-registry settings for pulls.

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 )
@@ -112,5 +113,23 @@ func TestTOMLRoundTrip(t *testing.T) {
 	}
 	if back.Registry.Mirrors["docker.io"].Endpoints[0] != "http://127.0.0.1:5000" || back.Listen != c.Listen {
 		t.Fatalf("round trip changed the config:\n%s", back.TOML())
+	}
+}
+
+func TestParallelAdd(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  int
+		want int
+	}{
+		{name: "default: two per CPU", set: 0, want: 2 * goruntime.NumCPU()},
+		{name: "no bound", set: -1, want: 0},
+		{name: "explicit", set: 3, want: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := (CNI{MaxParallelAdd: tc.set}).ParallelAdd(); got != tc.want {
+				t.Errorf("ParallelAdd() with max_parallel_add = %d: %d, want %d", tc.set, got, tc.want)
+			}
+		})
 	}
 }

@@ -116,7 +116,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	}
 	tm.store += time.Since(t1)
 	log.Info("pod ready", "ips", p.IPs, "hostNetwork", plan.hostNet, "pooled", pooled,
-		"kernel_ms", ms(tKernel), "ns_ms", ms(tm.ns), "shm_ms", ms(tm.shm), "network_ms", ms(tNet-tKernel), "add_ms", ms(tm.add), "journal_ms", ms(tm.journal), "store_ms", ms(tm.store), "total_ms", ms(time.Since(t0)))
+		"kernel_ms", ms(tKernel), "ns_ms", ms(tm.ns), "shm_ms", ms(tm.shm), "network_ms", ms(tNet-tKernel), "add_ms", ms(tm.add), "add_wait_ms", ms(tm.addWait), "journal_ms", ms(tm.journal), "store_ms", ms(tm.store), "total_ms", ms(time.Since(t0)))
 	return clonePod(p), nil
 }
 
@@ -191,13 +191,16 @@ func (m *Manager) setupNetwork(ctx context.Context, p *Pod, cfg *runtime.PodSand
 	if err != nil {
 		return err
 	}
-	tm.add = time.Since(t0)
+	tm.add, tm.addWait = time.Since(t0), res.Waited
 	p.IPs, p.CNIResult = res.IPs, res.Raw
 	return nil
 }
 
 // stepTimes is where a pod's setup spent its time, for the log.
-type stepTimes struct{ ns, shm, add, store, journal time.Duration }
+type stepTimes struct {
+	ns, shm, add, store, journal time.Duration
+	addWait                      time.Duration // part of add: waiting for a turn (cni.Manager.SetMaxParallelAdd)
+}
 
 // forget drops an in-memory pod and its name.
 func (m *Manager) forget(id, name string) {

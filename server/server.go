@@ -87,6 +87,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		o(s)
 	}
 	s.cni.SetCacheDir(cni.DefaultCacheDir(cfg.Root))
+	s.cni.SetMaxParallelAdd(cfg.CNI.ParallelAdd())
 	var err error
 	s.images, err = imagesvc.New(imagesvc.Options{Root: filepath.Join(cfg.Root, "images"),
 		State: filepath.Join(cfg.State, "images"), Registry: cfg.Registry, Auths: auths, Log: log})

@@ -25,6 +25,7 @@ func runFloor(o options) error {
 	defer os.RemoveAll(cache)
 	m := cni.New(o.cniConf, strings.Split(o.cniBin, ":"))
 	m.SetCacheDir(cache)
+	m.SetMaxParallelAdd(o.maxParallelAdd)
 	f := &floor{m: m}
 	defer f.cleanup()
 	ctx := context.Background()

@@ -52,6 +52,7 @@ type options struct {
 	daemon            int
 	floor             bool
 	cniConf, cniBin   string
+	maxParallelAdd    int
 }
 
 func main() {
@@ -69,6 +70,7 @@ func main() {
 	flag.BoolVar(&o.floor, "cni-floor", false, "measure the CNI plugins' own ADD and DEL instead of a runtime")
 	flag.StringVar(&o.cniConf, "cni-conf", "", "CNI conf dir for -cni-floor")
 	flag.StringVar(&o.cniBin, "cni-bin", "/opt/cni/bin", "CNI plugin dirs for -cni-floor, colon-separated")
+	flag.IntVar(&o.maxParallelAdd, "max-parallel-add", 0, "with -cni-floor: at most this many ADDs at once, taking turns as cri-server's do (0: all at once)")
 	flag.Parse()
 	for _, s := range strings.Split(steps, ",") {
 		if s = strings.TrimSpace(s); s == "" {
