@@ -39,7 +39,7 @@ func (r *Runtime) createFast(ctx context.Context, id, bundle string, spec *specs
 	defer stop()
 	st := &containerState{
 		ID: id, Pid: pid, PidStart: pidStart(pid), Bundle: bundle, Rootfs: in.rootfs,
-		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations,
+		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations, raw: in.raw,
 	}
 	_, it, err := r.driveInit(ctx, parentConn(parent), &initConfig{ID: id, Spec: spec}, false, st)
 	if err != nil {
