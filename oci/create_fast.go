@@ -41,12 +41,12 @@ func (r *Runtime) createFast(ctx context.Context, id, bundle string, spec *specs
 		ID: id, Pid: pid, PidStart: pidStart(pid), Bundle: bundle, Rootfs: in.rootfs,
 		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations, raw: in.raw,
 	}
-	_, it, err := r.driveInit(ctx, parentConn(parent), &initConfig{ID: id, Spec: spec}, false, st)
+	console, it, err := r.driveInit(ctx, parentConn(parent), &initConfig{ID: id, Spec: spec}, false, st)
 	if err != nil {
 		return nil, err
 	}
 	ph.init(it)
-	return r.finishCreate(id, pid, st, mgr, spec, nil, ph, func(c *Container) { c.adopted, c.plan = proc, plan })
+	return r.finishCreate(id, pid, st, mgr, spec, console, ph, func(c *Container) { c.adopted, c.plan = proc, plan })
 }
 
 // forkInit starts the fast init in mgr's cgroup and returns its pid and

@@ -16,9 +16,11 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -61,6 +63,12 @@
 #endif
 #ifndef MS_STRICTATIME
 #define MS_STRICTATIME (1 << 24)
+#endif
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER 0x5441
+#endif
+#ifndef TIOCSPTLCK
+#define TIOCSPTLCK 0x40045431
 #endif
 #define FI_ST_RDONLY 0x0001
 #define FI_ST_NOSUID 0x0002
@@ -894,8 +902,55 @@ static void finish_rootfs(const struct fi_plan *p)
 
 /* ---- the process ---- */
 
+/* setup_console is init_linux.go's setupConsole: a pty of the container's
+ * devpts becomes our stdio and controlling terminal, and its master goes
+ * to the parent after a {"type":"console"} frame. */
+static void setup_console(const struct fi_plan *p)
+{
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		fail("open /dev/ptmx", NULL, errno);
+	int unlock = 0;
+	if (SC(SYS_ioctl, master, TIOCSPTLCK, &unlock) < 0)
+		fail("unlock pty", NULL, errno);
+	long slave = SC(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (slave < 0)
+		fail("open pty peer", NULL, errno);
+	if (p->console_rows || p->console_cols) {
+		struct winsize ws = {.ws_row = p->console_rows, .ws_col = p->console_cols};
+		SC(SYS_ioctl, slave, TIOCSWINSZ, &ws);
+	}
+	for (int i = 0; i < 3; i++)
+		if (dup2(slave, i) < 0)
+			fail("dup pty to stdio", NULL, errno);
+	close(slave);
+	if (SC(SYS_ioctl, 0, TIOCSCTTY, 0) < 0)
+		fail("set controlling terminal", NULL, errno);
+	static const char body[] = "{\"type\":\"console\"}";
+	if (send_frame(body, sizeof body - 1) < 0)
+		fail("send console", NULL, errno);
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof u);
+	char byte = 'F';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &master, sizeof(int));
+	if (SC(SYS_sendmsg, fi_sync_fd, &msg, 0) < 0)
+		fail("send pty master", NULL, errno);
+	close(master);
+}
+
 static void prepare_process(const struct fi_plan *p)
 {
+	if (p->terminal)
+		setup_console(p);
 	for (int i = 0; i < p->nrlimits; i++) {
 		const struct fi_rlimit *rl = &p->rlimits[i];
 		struct rlimit64_ {

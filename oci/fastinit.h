@@ -81,6 +81,8 @@ struct fi_plan {
 	unsigned long final_prop; /* linux.rootfsPropagation after pivot_root, 0 = none */
 	int root_readonly;
 
+	int terminal; /* a pty in the container's devpts; its master goes to the parent */
+	unsigned short console_rows, console_cols;
 	int nrlimits;
 	struct fi_rlimit *rlimits;
 	unsigned int umask;

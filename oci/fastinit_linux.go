@@ -27,8 +27,8 @@ import (
 // the config's decoding, and the teardown of a Go address space at its
 // final exec: most of a create's CPU. Everything else (user namespaces,
 // joins of mount/user/cgroup/time namespaces, hooks the init runs or
-// waits for, a terminal, LSM labels, personality, scheduler, I/O
-// priority) takes the Go init, as does every spec when GoInitEnv=1.
+// waits for, LSM labels, personality, scheduler, I/O priority) takes the
+// Go init, as does every spec when GoInitEnv=1.
 
 // GoInitEnv=1 in the runtime's environment makes every create use the Go
 // init (for tests and comparisons).
@@ -44,8 +44,6 @@ func (r *Runtime) fastRefusal(spec *specs.Spec, plan *nsPlan) string {
 		return "runtime binary writable"
 	case os.Getenv(GoInitEnv) == "1":
 		return GoInitEnv
-	case p.Terminal:
-		return "terminal"
 	case inUserNS(l) || len(l.UIDMappings)+len(l.GIDMappings) > 0:
 		return "user namespace"
 	case len(plan.nsenter) > 0 || plan.unshare != 0 || plan.timeOffsets != "":
@@ -382,6 +380,12 @@ func planSysctl(c *cPlan, sysctl map[string]string) error {
 // planProcess lays out what prepareProcess, lookExec and finalize use.
 func planProcess(c *cPlan, proc *specs.Process, in *createInputs) {
 	p := c.p
+	if proc.Terminal {
+		p.terminal = 1
+		if sz := proc.ConsoleSize; sz != nil {
+			p.console_rows, p.console_cols = C.ushort(sz.Height), C.ushort(sz.Width)
+		}
+	}
 	p.nrlimits = C.int(len(proc.Rlimits))
 	rls := unsafe.Slice((*C.struct_fi_rlimit)(c.alloc(len(proc.Rlimits), C.sizeof_struct_fi_rlimit)), max(len(proc.Rlimits), 1))
 	for i, rl := range proc.Rlimits {

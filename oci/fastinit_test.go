@@ -35,7 +35,8 @@ func TestFastInitChosenPerSpec(t *testing.T) {
 			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 100, Hard: 100}}
 		}, fast: true},
 		{name: "forced Go init", mod: func(*specs.Spec) {}, env: "1"},
-		{name: "terminal", mod: func(s *specs.Spec) { s.Process.Terminal = true }},
+		{name: "terminal", mod: func(s *specs.Spec) { s.Process.Terminal = true }, fast: true},
+		{name: "AppArmor profile", mod: func(s *specs.Spec) { s.Process.ApparmorProfile = "unconfined" }},
 		{name: "user namespace", mod: func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
