@@ -98,3 +98,54 @@ func TestFastInitBeforeStart(t *testing.T) {
 	}
 	must(t, e.rt.Delete(ctx, "before", false))
 }
+
+// Inits started at once by one process each report to their own caller:
+// with CLONE_VM they share the runtime's memory, so nothing of a child's
+// may live in a global.
+func TestFastInitsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	root := busyboxRootfs(t, e.dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			id := "at-once-" + strconv.Itoa(i)
+			spec := baseSpec(root, "true")
+			spec.Linux.CgroupsPath = e.cg + "/" + id
+			want := ""
+			if i%2 == 1 { // fails in the child, naming its own cwd
+				want = "/missing-" + strconv.Itoa(i)
+				spec.Process.Cwd = want
+			}
+			c, err := e.rt.Create(ctx, id, spec, oci.IO{})
+			switch {
+			case want != "" && err == nil:
+				_ = e.rt.Delete(ctx, id, true)
+				_, _ = c.Wait()
+				errs <- errors.New(id + ": created with a missing cwd")
+			case want != "" && !strings.Contains(err.Error(), want):
+				errs <- errors.New(id + ": error " + err.Error() + ", want one naming " + want)
+			case want == "" && err != nil:
+				errs <- errors.New(id + ": " + err.Error())
+			case want == "":
+				err = e.rt.Start(ctx, id)
+				if _, werr := c.Wait(); err == nil {
+					err = werr
+				}
+				if derr := e.rt.Delete(ctx, id, true); err == nil {
+					err = derr
+				}
+				errs <- err
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
