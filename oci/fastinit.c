@@ -196,7 +196,10 @@ static void __attribute__((noreturn)) child(struct fi_plan *p)
 			SC(SYS_rt_sigaction, s, &dfl, 0, 8);
 	SC(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, 8);
 	/* Until the final execve nobody else may reach our memory, fds or
-	 * /proc/<pid>/exe (the CVE-2019-5736 class). */
+	 * /proc/<pid>/exe (the CVE-2019-5736 class). The flag is the address
+	 * space's: with CLONE_VM the runtime's process becomes non-dumpable
+	 * too, for the rest of its life, which costs it nothing (it is root,
+	 * and it reads only its children's /proc). */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("set non-dumpable", NULL, errno);
 	/* Named apart from the runtime for ps and perf until the exec. */
