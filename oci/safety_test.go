@@ -3,6 +3,7 @@ package oci_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -246,12 +247,29 @@ func waitExeced(t *testing.T, pid int, comm string) {
 }
 
 // checkFds fails if pid holds an fd beyond 0-2 (cloexecOK: one that
-// survives an exec).
+// survives an exec). A process that has just exec'd may still be in its
+// dynamic loader, which holds each library open for a moment: what it
+// holds must be gone within a second.
 func checkFds(t *testing.T, what string, pid int, cloexecOK bool) {
+	t.Helper()
+	var bad []string
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+		bad = badFds(t, pid, cloexecOK)
+		if len(bad) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, b := range bad {
+		t.Errorf("%s holds %s", what, b)
+	}
+}
+
+func badFds(t *testing.T, pid int, cloexecOK bool) []string {
 	t.Helper()
 	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
 	ents, err := os.ReadDir(dir)
 	must(t, err)
+	var bad []string
 	for _, ent := range ents {
 		n, _ := strconv.Atoi(ent.Name())
 		if n <= 2 {
@@ -266,7 +284,8 @@ func checkFds(t *testing.T, what string, pid int, cloexecOK bool) {
 			}
 		}
 		if !cloexecOK || flags&unix.O_CLOEXEC == 0 {
-			t.Errorf("%s holds fd %d -> %s (flags %o)", what, n, target, flags)
+			bad = append(bad, fmt.Sprintf("fd %d -> %s (flags %o)", n, target, flags))
 		}
 	}
+	return bad
 }
