@@ -34,6 +34,11 @@ apt_install libseccomp-dev runc crun
 # nginx/httpd stand-ins); util-linux gives ipcs for the images and ipcmk,
 # which critest runs on the host.
 apt_install gcc libc6-dev util-linux curl
+# musl-tools (musl-gcc) and gperf (libseccomp's build): hack/build.sh builds
+# the shim static against musl, with libseccomp from Debian's source package
+# built by hack/libseccomp-musl.sh (pinned by SHA-256; cached in _output).
+apt_install musl-tools gperf patch xz-utils
+"$REPO_ROOT/hack/libseccomp-musl.sh"
 
 go_install /usr/local/bin crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
 for p in bridge loopback portmap host-local; do

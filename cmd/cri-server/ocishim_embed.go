@@ -74,6 +74,9 @@ static int private_fd(int fd, int want_type)
 	       st.st_uid == geteuid() && (st.st_mode & 022) == 0;
 }
 
+// internal/cargs: the arguments, which musl does not pass to constructors.
+extern int criserver_ctor_args(int argc, char **argv, char ***out);
+
 // criserver_oci_shim hands `cri-server oci ...` over to the shim, before
 // the Go runtime starts: the shim holds the same command line
 // (package oci/cli) without the daemon's 229 packages, whose init alone
@@ -86,6 +89,7 @@ static int private_fd(int fd, int want_type)
 // and caches it.
 static void __attribute__((constructor)) criserver_oci_shim(int argc, char **argv)
 {
+	argc = criserver_ctor_args(argc, argv, &argv);
 	if (argc < 2 || strcmp(argv[1], "oci") != 0)
 		return;
 	const char *v = getenv("CRI_SERVER_OCI_IN_PROCESS");
@@ -121,3 +125,5 @@ static void __attribute__((constructor)) criserver_oci_shim(int argc, char **arg
 }
 */
 import "C"
+
+import _ "github.com/cri-server/cri-server/internal/cargs" // criserver_ctor_args, for musl

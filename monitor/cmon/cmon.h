@@ -110,7 +110,9 @@ int run_helper(char *const argv[], char *out, size_t outn);
 struct request {
 	char op[32];
 	long signal;
-	int all, stdin;
+	int all;
+	/* Not "stdin": musl defines stdin as a macro, "(stdin)". */
+	int want_stdin;
 };
 int parse_request(const char *line, size_t n, struct request *r, char *err, size_t errn);
 size_t format_reply(char *dst, size_t n, const char *error);

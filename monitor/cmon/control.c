@@ -207,7 +207,7 @@ static void handle_request(int i, const char *line, size_t len)
 			return;
 		}
 		/* As in containerd, input to a container without stdin is dropped. */
-		c->stdin_ok = rq.stdin && M.stdin_cfg;
+		c->stdin_ok = rq.want_stdin && M.stdin_cfg;
 		c->state = CL_ATTACH;
 		reply(i, NULL);
 		mlog("INFO", "msg=\"client attached\" stdin=%s", c->stdin_ok ? "true" : "false");

@@ -98,7 +98,7 @@ int parse_request(const char *line, size_t n, struct request *r, char *err, size
 			else if (!strcmp(key, "all"))
 				ok = boolean(&ps, &r->all);
 			else if (!strcmp(key, "stdin"))
-				ok = boolean(&ps, &r->stdin);
+				ok = boolean(&ps, &r->want_stdin);
 			else {
 				snprintf(err, errn, "bad request: unknown key %.16s", key);
 				return -1;

@@ -26,7 +26,11 @@
 #if defined(__x86_64__) && defined(__GLIBC__) && \
 	(__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
 #define SHED 1
+#define SHED_RSEQ 1
 #include <sys/rseq.h>
+#elif defined(__x86_64__) && !defined(__GLIBC__)
+/* musl (hack/build.sh's static build) registers no rseq area. */
+#define SHED 1
 #endif
 
 /* Everything the init runs after shedding lives in this section; the
@@ -74,6 +78,9 @@ KEPT __attribute__((noreturn)) static void reap_forever(void)
  * glibc used (32 before 2.40, __rseq_size after). */
 static int rseq_gone(void)
 {
+#ifndef SHED_RSEQ
+	return 1;
+#else
 	if (__rseq_size == 0)
 		return 1;
 	void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
@@ -82,6 +89,7 @@ static int rseq_gone(void)
 		if (syscall(SYS_rseq, area, lens[i], RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0)
 			return 1;
 	return 0;
+#endif
 }
 
 KEPT static unsigned long parse_hex(const char **p)
@@ -150,8 +158,9 @@ KEPT __attribute__((noreturn)) static void shed_and_reap(const char *maps_path)
 }
 #endif
 
-/* glibc passes argc/argv to constructors; only "<exe> pod-init" stops here,
- * every other start of the binary pays one strcmp. */
+/* Called by the constructor (podinit.go) with the process's arguments;
+ * only "<exe> pod-init" stops here, every other start of the binary pays
+ * one strcmp. */
 void criserver_podinit(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "pod-init") != 0)
