@@ -29,19 +29,11 @@ type forkJoiner interface {
 // the pid with Apply after the start. The caller closes the result once the
 // child has started.
 func joinAtFork(mgr CgroupManager, cmd *exec.Cmd) (*cgroups.ForkJoin, error) {
-	fj, ok := mgr.(forkJoiner)
-	if !ok {
-		return nil, nil
-	}
-	j, err := fj.PrepareFork()
-	if err != nil {
-		return nil, err
+	j, err := prepareJoin(mgr)
+	if j == nil || err != nil {
+		return j, err
 	}
 	if j.CgroupFD >= 0 {
-		if !cloneIntoCgroupWorks() {
-			j.Close()
-			return nil, nil
-		}
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = j.CgroupFD
 	}
@@ -52,6 +44,25 @@ func joinAtFork(mgr CgroupManager, cmd *exec.Cmd) (*cgroups.ForkJoin, error) {
 	}
 	if len(fds) > 0 {
 		cmd.Env = append(cmd.Env, cgroupFdsEnv+"="+strings.Join(fds, ","))
+	}
+	return j, nil
+}
+
+// prepareJoin is joinAtFork without the command: the cgroup made and
+// opened for a child to be born in (CgroupFD, -1 when clone3 cannot take
+// it) and to join (Tasks), or nil when it cannot.
+func prepareJoin(mgr CgroupManager) (*cgroups.ForkJoin, error) {
+	fj, ok := mgr.(forkJoiner)
+	if !ok {
+		return nil, nil
+	}
+	j, err := fj.PrepareFork()
+	if err != nil {
+		return nil, err
+	}
+	if j.CgroupFD >= 0 && !cloneIntoCgroupWorks() {
+		j.Close()
+		return nil, nil
 	}
 	return j, nil
 }

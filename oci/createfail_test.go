@@ -18,6 +18,10 @@ import (
 // A create that fails at any phase leaves nothing behind: no process, no
 // cgroup, no mount, no state; and the id can be used again at once.
 func TestCreateFailureAtEachPhaseLeavesNothing(t *testing.T) {
+	bothInits(t, testCreateFailureAtEachPhaseLeavesNothing)
+}
+
+func testCreateFailureAtEachPhaseLeavesNothing(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	fail := specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo no >&2; exit 3"}}
@@ -138,7 +142,9 @@ func TestHookPathAndEnv(t *testing.T) {
 // with the host) is refused by name, so a spec cannot change the host.
 // Each case asks for the host's current value, so even a regression leaves
 // the host as it was.
-func TestSysctlOnlyInOwnNamespace(t *testing.T) {
+func TestSysctlOnlyInOwnNamespace(t *testing.T) { bothInits(t, testSysctlOnlyInOwnNamespace) }
+
+func testSysctlOnlyInOwnNamespace(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	cur := func(key string) string {

@@ -2,7 +2,14 @@
 // v1.3.0) and a root filesystem into a running, isolated process tree and back.
 // It knows nothing of CRI or gRPC.
 //
-// The container init is this binary re-executed with the argument "init"
+// For the common spec (no user namespace, no namespace joined by path in
+// the init, no hooks the init runs or waits for, no terminal, LSM label,
+// personality, scheduler or I/O priority) the container init is a fork of
+// the runtime's process that runs C (fastinit.c) on a plan laid out before
+// the fork (fastinit_linux.go): no exec, no Go runtime in the init. It
+// needs /proc/self/exe to be unwritable (a sealed memfd or a read-only
+// mount), and CRI_SERVER_GO_INIT=1 turns it off. Otherwise the container
+// init is this binary re-executed with the argument "init"
 // (InitMain). Parent and init speak typed JSON messages over a SOCK_SEQPACKET
 // pair passed as fd 3; the init sets up namespaces it cannot get from clone
 // flags, the root filesystem, the console and the credentials, then waits on

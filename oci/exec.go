@@ -95,7 +95,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 		cfg.Rootfs = "/proc/" + self + "/root"
 	}
 	t0 := time.Now()
-	console, _, err := r.driveInit(ctx, conn, cfg, st)
+	console, _, err := r.driveInit(ctx, conn, cfg, true, st)
 	if err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}

@@ -29,6 +29,9 @@ func sealedExe(src string) (*os.File, error) {
 	if f, err := openSealed(src); err == nil {
 		return f, nil
 	}
+	if f, err := openSelfReadOnly(src); err == nil {
+		return f, nil
+	}
 	if f, err := roMountExe(src); err == nil {
 		return f, nil
 	}
@@ -48,6 +51,24 @@ func openSealed(src string) (*os.File, error) {
 	// F_GET_SEALS fails with EINVAL on anything but a memfd (or shmem file).
 	got, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
 	if err != nil || got&allSeals != allSeals {
+		f.Close()
+		return nil, errNotSealed
+	}
+	return f, nil
+}
+
+// openSelfReadOnly returns /proc/self/exe when it is src executed through
+// a read-only mount (the command line's shim, which cmd/cri-server
+// executes so): sealed already, no mount of our own to make.
+func openSelfReadOnly(src string) (*os.File, error) {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, err
+	}
+	var fs unix.Statfs_t
+	var a, b unix.Stat_t
+	if unix.Fstatfs(int(f.Fd()), &fs) != nil || fs.Flags&unix.ST_RDONLY == 0 ||
+		unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(src, &b) != nil || a.Dev != b.Dev || a.Ino != b.Ino || a.Size != b.Size {
 		f.Close()
 		return nil, errNotSealed
 	}

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		oci.InitMain()
 	}
+	// The fast init forks the runtime's process, which must then be
+	// executed from a file nobody can write (as the shim is).
+	testutil.ReexecReadOnly()
 	os.Exit(m.Run())
 }
 
@@ -141,3 +144,17 @@ func IOnull() oci.IO { return oci.IO{} }
 
 // children lists the processes (zombies included) whose parent is this test.
 func children() []string { return testutil.Children() }
+
+// bothInits runs fn with the fast init (oci's fastinit.c, which the
+// specs of these tests take) and with the Go init (GoInitEnv=1): each
+// must hold what the test checks.
+func bothInits(t *testing.T, fn func(t *testing.T)) {
+	for _, init := range []string{"c", "go"} {
+		t.Run("init="+init, func(t *testing.T) {
+			if init == "go" {
+				t.Setenv(oci.GoInitEnv, "1")
+			}
+			fn(t)
+		})
+	}
+}

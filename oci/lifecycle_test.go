@@ -68,7 +68,9 @@ func (s *started) line(t *testing.T) string {
 
 // Kill of the init alone leaves the container's other processes (without
 // a PID namespace nothing takes them down); kill of all ends them too.
-func TestKillOneVersusAll(t *testing.T) {
+func TestKillOneVersusAll(t *testing.T) { bothInits(t, testKillOneVersusAll) }
+
+func testKillOneVersusAll(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	ctx := context.Background()
@@ -284,7 +286,9 @@ func TestExecAttributes(t *testing.T) {
 // Edge states a caller reaches: force-delete of a paused container, exec
 // into a stopped or unknown one, an exec refused by the kernel, a
 // startContainer hook that fails. None may hang or leave anything.
-func TestLifecycleEdges(t *testing.T) {
+func TestLifecycleEdges(t *testing.T) { bothInits(t, testLifecycleEdges) }
+
+func testLifecycleEdges(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -33,7 +33,9 @@ func withApplets(t *testing.T, root string, names ...string) {
 // A volume's propagation as a user sees it: a mount made on the host after
 // the container started shows inside for rslave and rshared volumes, not for
 // rprivate; a mount made inside shows on the host only for rshared.
-func TestMountPropagation(t *testing.T) {
+func TestMountPropagation(t *testing.T) { bothInits(t, testMountPropagation) }
+
+func testMountPropagation(t *testing.T) {
 	for _, tc := range []struct {
 		name, prop, rootProp string
 		inward, outward      bool
@@ -111,7 +113,9 @@ func addCaps(s *specs.Spec, caps ...string) {
 // Read-only volumes as a user sees them: "ro" makes the volume itself
 // read-only and leaves a mount under it writable (CRI readonly without
 // recursive_read_only); "rro" makes the whole tree read-only.
-func TestMountReadonly(t *testing.T) {
+func TestMountReadonly(t *testing.T) { bothInits(t, testMountReadonly) }
+
+func testMountReadonly(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		opts           []string

@@ -18,7 +18,9 @@ import (
 	"github.com/cri-server/cri-server/oci"
 )
 
-func TestExitStatus(t *testing.T) {
+func TestExitStatus(t *testing.T) { bothInits(t, testExitStatus) }
+
+func testExitStatus(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	tests := []struct {
@@ -46,7 +48,9 @@ func TestExitStatus(t *testing.T) {
 	}
 }
 
-func TestIsolation(t *testing.T) {
+func TestIsolation(t *testing.T) { bothInits(t, testIsolation) }
+
+func testIsolation(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	spec := baseSpec(root, "sh", "-c", `echo host=$(hostname); echo keys=$(wc -c < /proc/keys); grep CapEff /proc/self/status; echo fds=$(ls /proc/self/fd | wc -l); echo pid=$$; echo cwd=$(pwd); touch /proc/sys/kernel/x 2>/dev/null || echo rosys`)
@@ -75,7 +79,9 @@ func TestIsolation(t *testing.T) {
 	}
 }
 
-func TestJoinNetns(t *testing.T) {
+func TestJoinNetns(t *testing.T) { bothInits(t, testJoinNetns) }
+
+func testJoinNetns(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	// A netns pinned by bind mount, as the pod sandbox does.
@@ -105,7 +111,9 @@ func TestJoinNetns(t *testing.T) {
 	must(t, unix.Unmount(pin, unix.MNT_DETACH))
 }
 
-func TestMountSymlinkEscape(t *testing.T) {
+func TestMountSymlinkEscape(t *testing.T) { bothInits(t, testMountSymlinkEscape) }
+
+func testMountSymlinkEscape(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	outside := filepath.Join(e.dir, "outside")
@@ -131,7 +139,9 @@ func TestMountSymlinkEscape(t *testing.T) {
 	}
 }
 
-func TestBadInput(t *testing.T) {
+func TestBadInput(t *testing.T) { bothInits(t, testBadInput) }
+
+func testBadInput(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	low := -1000
@@ -180,7 +190,9 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestCreateStartBarrierAndExec(t *testing.T) {
+func TestCreateStartBarrierAndExec(t *testing.T) { bothInits(t, testCreateStartBarrierAndExec) }
+
+func testCreateStartBarrierAndExec(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

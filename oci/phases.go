@@ -9,11 +9,12 @@ import (
 // hack/bench-executor.sh reads: where a container's start-up goes.
 type phases struct {
 	t0, last time.Time
+	fast     bool          // the fork's C init (fastinit.c), not the Go one
 	prep     time.Duration // validation, seccomp (cached), state dir, exec fifo
 	cgroup   time.Duration // mkdir and open (before clone); a pid move after it on the slow path
-	clone    time.Duration // clone with the new namespaces, up to the init's execve
-	goStart  time.Duration // the init's exec (and dynamic linking, unless static), C constructor (cgroup v1 join), Go runtime and package init
-	config   time.Duration // the config's trip to the init and its decoding
+	clone    time.Duration // clone with the new namespaces, up to the init's execve (the fast init: its plan and the fork)
+	goStart  time.Duration // the init's exec (and dynamic linking, unless static), C constructor (cgroup v1 join), Go runtime and package init; 0 for the fast init
+	config   time.Duration // the config's trip to the init and its decoding; 0 for the fast init
 	rootfs   time.Duration // mounts, devices, pivot_root, masked and read-only paths
 	process  time.Duration // rlimits, console, cwd, exec lookup, until ready
 	limits   time.Duration // cgroup limits
@@ -53,6 +54,13 @@ func (p *phases) attrs() []any {
 	return []any{
 		"prep", ms(p.prep), "cgroup", ms(p.cgroup), "clone", ms(p.clone), "gostart", ms(p.goStart),
 		"config", ms(p.config), "rootfs", ms(p.rootfs), "process", ms(p.process), "limits", ms(p.limits),
-		"save", ms(p.save), "took", ms(time.Since(p.t0)),
+		"save", ms(p.save), "took", ms(time.Since(p.t0)), "init", initKind(p.fast),
 	}
+}
+
+func initKind(fast bool) string {
+	if fast {
+		return "c"
+	}
+	return "go"
 }

@@ -31,10 +31,13 @@ type Config struct {
 // by a flock on the container's state directory, so several processes (the
 // daemon, the per-pod monitor, the CLI) can share a StateDir.
 type Runtime struct {
-	cfg       Config
-	log       *slog.Logger
-	exe       *os.File // sealed copy of the init binary, kept for the Runtime's life
-	newCgroup CgroupFactory
+	cfg Config
+	log *slog.Logger
+	exe *os.File // sealed copy of the init binary, kept for the Runtime's life
+	// exeImmutable: nobody can write /proc/self/exe, so a fork of this
+	// process may serve as a container's init (fastinit_linux.go).
+	exeImmutable bool
+	newCgroup    CgroupFactory
 }
 
 // IO is the stdio of a container's process. A nil file is /dev/null; no other
@@ -50,13 +53,19 @@ type Container struct {
 	Pid     int
 	Console *os.File // pty master when process.terminal, else nil
 	cmd     *exec.Cmd
-	adopted *os.Process // the init forked by the constructor (userns.go), else nil
+	adopted *os.Process // the init forked by the constructor (userns.go) or the fast init, else nil
+	plan    *cPlan      // the fast init's plan, in use until the init is reaped
 }
 
 // Wait blocks until the container's init exits and returns its status.
 func (c *Container) Wait() (ExitStatus, error) {
 	if c.adopted != nil {
-		return waitAdopted(c.adopted)
+		st, err := waitAdopted(c.adopted)
+		if err == nil {
+			c.plan.free()
+			c.plan = nil
+		}
+		return st, err
 	}
 	return waitCmd(c.cmd)
 }
@@ -144,6 +153,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r.exe = exe
+	r.exeImmutable = selfExeImmutable()
 	return r, nil
 }
 

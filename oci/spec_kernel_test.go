@@ -83,7 +83,9 @@ func TestTimeNamespaceOffsets(t *testing.T) {
 }
 
 // The console size of process.consoleSize is the pty's window size.
-func TestConsoleSize(t *testing.T) {
+func TestConsoleSize(t *testing.T) { bothInits(t, testConsoleSize) }
+
+func testConsoleSize(t *testing.T) {
 	e := newEnv(t)
 	root := busyboxRootfs(t, e.dir)
 	withApplets(t, root, "stty", "tty")

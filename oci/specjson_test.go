@@ -2,6 +2,8 @@ package oci
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -81,6 +83,50 @@ func TestDecodeSpecErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := DecodeSpec([]byte(tc.in)); err == nil {
 				t.Fatal("decoded")
+			}
+		})
+	}
+}
+
+// TestSaveRawSpec: a state given the spec's JSON as read (CreateBundleRaw)
+// saves it as is (a field unknown to specs.Spec shows it), and loads back
+// the same spec as one encoded again.
+func TestSaveRawSpec(t *testing.T) {
+	dir := t.TempDir()
+	r := &Runtime{cfg: Config{StateDir: dir}}
+	raw := []byte(`{"ociVersion":"1.2.0","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0}},` +
+		`"root":{"path":"rootfs"},"annotations":{"a":"b"},"linux":{"cgroupsPath":"/x"},"x-ext":1}`)
+	spec, err := DecodeSpec(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		raw      json.RawMessage
+		verbatim bool
+	}{{"raw", raw, true}, {"encoded", nil, false}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "c-" + tc.name
+			if err := os.Mkdir(r.dir(id), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.save(&containerState{ID: id, Spec: spec, raw: tc.raw}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(r.dir(id), stateFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(string(b), `"x-ext":1`); got != tc.verbatim {
+				t.Errorf("state holds the raw spec: %v, want %v: %s", got, tc.verbatim, b)
+			}
+			st, err := r.load(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(st.Spec, spec) {
+				t.Errorf("loaded spec %+v, want %+v", st.Spec, spec)
 			}
 		})
 	}

@@ -29,6 +29,7 @@ type containerState struct {
 	Paused      bool              `json:"paused,omitempty"`
 	Spec        *specs.Spec       `json:"spec"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	raw         json.RawMessage   // Spec's JSON as given (CreateBundleRaw): saved as is
 }
 
 const (
@@ -47,9 +48,11 @@ type stateJSON struct {
 }
 
 func (r *Runtime) save(st *containerState) error {
-	spec, err := encodeSpec(st.Spec)
-	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
+	spec, err := st.raw, error(nil)
+	if spec == nil {
+		if spec, err = encodeSpec(st.Spec); err != nil {
+			return fmt.Errorf("encode state: %w", err)
+		}
 	}
 	b, err := json.Marshal(stateJSON{containerState: st, Spec: spec})
 	if err != nil {

@@ -17,6 +17,25 @@ package main
 
 extern char **environ;
 
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#define SHIM_ATTR_RDONLY 0x1
+#define SHIM_ATTR_NOSUID 0x2
+#define SHIM_ATTR_NODEV 0x4
+struct shim_mount_attr {
+	unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
+
 // oci_root is the --root of `cri-server oci [global flags] <verb>`, as
 // Go's flag package would parse it (one or two dashes, "=value" or the
 // next argument), or runc's default.
@@ -81,8 +100,21 @@ static void __attribute__((constructor)) criserver_oci_shim(int argc, char **arg
 	int dir = private_fd(root, S_IFDIR) ? openat(root, ".init", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	int bin = private_fd(dir, S_IFDIR) ? openat(dir, CRISERVER_SHIM_DIGEST, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	struct stat st;
-	if (private_fd(bin, S_IFREG) && fstat(bin, &st) == 0 && st.st_size == CRISERVER_SHIM_SIZE)
+	if (private_fd(bin, S_IFREG) && fstat(bin, &st) == 0 && st.st_size == CRISERVER_SHIM_SIZE) {
+		// Through a detached read-only mount of the copy, as oci's
+		// sealedExe does: the shim's /proc/self/exe is then a file
+		// nobody can write, so it may fork container inits (a container
+		// process reaching it could otherwise overwrite it, the
+		// CVE-2019-5736 class), and its Runtime uses it as the init
+		// binary without a mount of its own.
+		int tree = (int)syscall(SYS_open_tree, bin, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+		struct shim_mount_attr a = {.attr_set = SHIM_ATTR_RDONLY | SHIM_ATTR_NOSUID | SHIM_ATTR_NODEV};
+		if (tree >= 0 && syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &a, sizeof a) == 0)
+			syscall(SYS_execveat, tree, "", argv, environ, AT_EMPTY_PATH);
+		if (tree >= 0)
+			close(tree);
 		syscall(SYS_execveat, bin, "", argv, environ, AT_EMPTY_PATH);
+	}
 	if (bin >= 0)
 		close(bin);
 	if (dir >= 0)

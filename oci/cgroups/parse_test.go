@@ -103,6 +103,32 @@ func TestParseLayoutUntil(t *testing.T) {
 	}
 }
 
+// The v2 hierarchy is not waited for where no cgroup2 is mounted at its
+// usual places: /proc/self/cgroup lists it once mounted anywhere.
+func TestHierarchiesToWaitFor(t *testing.T) {
+	hybrid := "9:name=systemd:/\n4:memory:/x\n1:cpu:/\n0::/\n"
+	tests := []struct {
+		name      string
+		cgroup    string
+		v2Mounted bool
+		want      int
+	}{
+		{name: "hybrid, unified mounted", cgroup: hybrid, v2Mounted: true, want: 4},
+		{name: "hybrid, unified unmounted here", cgroup: hybrid, want: 3},
+		{name: "pure v2", cgroup: "0::/user.slice\n", v2Mounted: true, want: 1},
+		{name: "v2 line alone, mounted elsewhere", cgroup: "0::/\n", want: 1},
+		{name: "v1 only", cgroup: "2:memory:/\n1:cpu:/\n", want: 2},
+		{name: "unreadable", cgroup: "", want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hierarchiesToWaitFor([]byte(tt.cgroup), func() bool { return tt.v2Mounted }); got != tt.want {
+				t.Errorf("wait for %d hierarchies, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestParsePath(t *testing.T) {
 	tests := []struct {
 		name, in, want string

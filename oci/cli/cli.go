@@ -186,15 +186,21 @@ func needID(pos []string, n int) error {
 }
 
 func loadSpec(bundle string) (*specs.Spec, error) {
+	s, _, err := loadSpecRaw(bundle)
+	return s, err
+}
+
+// loadSpecRaw is loadSpec that also returns config.json's bytes.
+func loadSpecRaw(bundle string) (*specs.Spec, []byte, error) {
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
-		return nil, fmt.Errorf("read config.json: %w", err)
+		return nil, nil, fmt.Errorf("read config.json: %w", err)
 	}
 	s, err := oci.DecodeSpec(b)
 	if err != nil {
-		return nil, fmt.Errorf("decode config.json: %w", err)
+		return nil, nil, fmt.Errorf("decode config.json: %w", err)
 	}
-	return s, nil
+	return s, b, nil
 }
 
 type createOpts struct {
@@ -220,11 +226,11 @@ func create(g *globals, id string, o *createOpts) (*oci.Runtime, *oci.Container,
 	if err != nil {
 		return nil, nil, err
 	}
-	spec, err := loadSpec(bundle)
+	spec, raw, err := loadSpecRaw(bundle)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := rt.CreateBundle(context.Background(), id, bundle, spec, oci.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+	c, err := rt.CreateBundleRaw(context.Background(), id, bundle, spec, raw, oci.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 	if err != nil {
 		return nil, nil, err
 	}
