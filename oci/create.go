@@ -243,6 +243,9 @@ func (r *Runtime) startInit(cmd *exec.Cmd, plan *nsPlan, mgr CgroupManager, p *s
 	return nil
 }
 
+// errInitExited: the init closed its sync socket without a word (it died).
+var errInitExited = errors.New("container init exited during setup")
+
 // driveInit sends the config and serves the init until it is ready; it
 // returns the pty master (process.terminal) and the init's milestones.
 func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig, send bool, st *containerState) (console *os.File, times *initTimes, err error) {
@@ -268,7 +271,7 @@ func (r *Runtime) driveInit(ctx context.Context, conn syncConn, cfg *initConfig,
 				return console, nil, sendErr
 			}
 			if err == io.EOF || errors.Is(err, unix.ECONNRESET) {
-				return console, nil, errors.New("container init exited during setup")
+				return console, nil, errInitExited
 			}
 			return console, nil, fmt.Errorf("read from init: %w", err)
 		}

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -42,6 +43,12 @@ func (r *Runtime) createFast(ctx context.Context, id, bundle string, spec *specs
 		Created: time.Now().UTC(), CgroupsPath: cgPath, Spec: spec, Annotations: spec.Annotations, raw: in.raw,
 	}
 	console, it, err := r.driveInit(ctx, parentConn(parent), &initConfig{ID: id, Spec: spec}, false, st)
+	if errors.Is(err, errInitExited) {
+		// Say how it died: the undo's Kill finds it gone either way.
+		if ps, werr := proc.Wait(); werr == nil {
+			return nil, fmt.Errorf("%w (%s)", err, ps)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

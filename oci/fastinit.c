@@ -312,6 +312,18 @@ long criserver_fastinit_start(struct fi_plan *p)
 	a.flags |= CLONE_VM;
 	a.stack = ((uintptr_t)m + FI_STACK - 1) & ~(uintptr_t)(FI_STACK - 1);
 	a.stack_size = FI_STACK;
+	/* A thread pointer of the child's own, in its stack block above
+	 * fi_ctx (zeroed by mmap; the stack grows down from the other end).
+	 * Without it the child keeps the calling thread's, and libc's string
+	 * functions read their stack-protector canary at %fs:0x28 there: the
+	 * thread may have exited since (startIn's locked threads do) and its
+	 * TLS been unmapped, and the child died of SIGSEGV in strcspn (about
+	 * 1 create in 300 through the daemon). Its first word points to
+	 * itself, as both musl's and glibc's thread pointer does. */
+	uintptr_t tp = (uintptr_t)a.stack + FI_TLS_OFF;
+	*(uintptr_t *)tp = tp;
+	a.flags |= CLONE_SETTLS;
+	a.tls = tp;
 #endif
 	sigset_t all, old;
 	sigfillset(&all);

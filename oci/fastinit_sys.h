@@ -113,6 +113,9 @@ struct fi_sock_fprog {
 #endif
 #endif
 #define FI_STACK (256 * 1024)
+/* The child's thread pointer, this far into its stack block (fastinit.c):
+ * room below it for fi_ctx, above it for a thread control block. */
+#define FI_TLS_OFF 4096
 
 /* fi_ctx is the child's own state: with CLONE_VM a global would be
  * shared with the parent and with the other inits it is starting. */
