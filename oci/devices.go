@@ -48,15 +48,8 @@ func createDevice(root int, d specs.LinuxDevice, userns bool) error {
 		defer unix.Close(fd)
 		return unix.Mount(d.Path, procFd(fd), "", unix.MS_BIND, "")
 	}
-	var mode uint32
-	switch d.Type {
-	case "c", "u":
-		mode = unix.S_IFCHR
-	case "b":
-		mode = unix.S_IFBLK
-	case "p":
-		mode = unix.S_IFIFO
-	default:
+	mode, ok := deviceFileType(d.Type)
+	if !ok {
 		return invalidf("device type %q", d.Type)
 	}
 	perm := uint32(0o666)
@@ -113,4 +106,18 @@ func devSymlinks(root int) error {
 		}
 	}
 	return nil
+}
+
+// deviceFileType is the file type bits of a spec device's type ("c" or "u",
+// "b", "p"); false for any other.
+func deviceFileType(typ string) (uint32, bool) {
+	switch typ {
+	case "c", "u":
+		return unix.S_IFCHR, true
+	case "b":
+		return unix.S_IFBLK, true
+	case "p":
+		return unix.S_IFIFO, true
+	}
+	return 0, false
 }

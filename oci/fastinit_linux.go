@@ -331,15 +331,8 @@ func planDevices(c *cPlan, devs []specs.LinuxDevice) error {
 		if !strings.HasPrefix(p, "/dev/") {
 			return errdefs.InvalidArgument("linux.devices %s: device path %s is outside /dev", d.Path, d.Path)
 		}
-		var mode uint32
-		switch d.Type {
-		case "c", "u":
-			mode = unix.S_IFCHR
-		case "b":
-			mode = unix.S_IFBLK
-		case "p":
-			mode = unix.S_IFIFO
-		default:
+		mode, ok := deviceFileType(d.Type)
+		if !ok {
 			return errdefs.InvalidArgument("linux.devices %s: device type %q", d.Path, d.Type)
 		}
 		perm := uint32(0o666)
