@@ -50,6 +50,22 @@ int fi_open_in_root(int root, const char *p, int flags)
 	}
 }
 
+/* next_comp copies the next component of *p into comp (256 bytes) and
+ * moves *p past it; returns its length, 0 at the end, or -ENAMETOOLONG. */
+static long next_comp(const char **p, char *comp)
+{
+	const char *s = *p;
+	while (*s == '/')
+		s++;
+	size_t n = strcspn(s, "/");
+	if (n >= 256)
+		return -ENAMETOOLONG;
+	memcpy(comp, s, n);
+	comp[n] = '\0';
+	*p = s + n;
+	return (long)n;
+}
+
 /* resolve_in_root is filepath-securejoin's SecureJoin: dest with every
  * symlink (dangling ones too) resolved lexically inside the root, so a
  * mount point is made where a link points, inside the root. out is
@@ -63,18 +79,14 @@ int fi_resolve_in_root(int root, const char *dest, char *out)
 		return -ENAMETOOLONG;
 	strcpy(rest, dest);
 	out[0] = '\0';
-	char *p = rest;
+	const char *p = rest;
 	for (;;) {
-		while (*p == '/')
-			p++;
-		if (*p == '\0')
+		long cn = next_comp(&p, comp);
+		if (cn < 0)
+			return (int)cn;
+		if (cn == 0)
 			break;
-		size_t n = strcspn(p, "/");
-		if (n >= sizeof comp)
-			return -ENAMETOOLONG;
-		memcpy(comp, p, n);
-		comp[n] = '\0';
-		p += n;
+		size_t n = (size_t)cn;
 		if (strcmp(comp, ".") == 0)
 			continue;
 		if (strcmp(comp, "..") == 0) {
@@ -130,16 +142,11 @@ int fi_mkdir_all_in_root(int root, const char *p)
 	char cur[FI_PATH] = "/", next[FI_PATH], comp[256];
 	const char *s = p;
 	for (;;) {
-		while (*s == '/')
-			s++;
-		if (*s == '\0')
+		long cn = next_comp(&s, comp);
+		if (cn < 0)
+			return (int)cn;
+		if (cn == 0)
 			break;
-		size_t n = strcspn(s, "/");
-		if (n >= sizeof comp)
-			return -ENAMETOOLONG;
-		memcpy(comp, s, n);
-		comp[n] = '\0';
-		s += n;
 		if (fi_pathcat(next, cur, comp) < 0)
 			return -ENAMETOOLONG;
 		fd = fi_open_in_root(root, next, O_PATH | O_DIRECTORY);
